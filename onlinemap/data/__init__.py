@@ -1,0 +1,1 @@
+"""Datasets: the synthetic nuScenes-format dataset and checks of a real dataroot."""

@@ -1,0 +1,91 @@
+"""Atomic writes, line-at-a-time appends and tolerant reads.
+
+Readers may look at a run while it is being written (CLI, notebook and cron at once, several pods
+on one network volume). So JSON is written to a temp file in the same folder, fsynced and moved
+into place with ``os.replace``: a reader sees the old or the new file, never half of one. JSONL is
+appended one complete line per ``write`` and flushed, and readers drop a truncated last line.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["write_json_atomic", "read_json", "iter_jsonl", "JsonlWriter"]
+
+log = logging.getLogger(__name__)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temp file + fsync + os.replace."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=str, allow_nan=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def iter_jsonl(path: Path, *, warn: bool = True) -> Iterator[dict]:
+    """Yield each complete JSON object line of ``path``; skip (and log) lines that do not parse.
+
+    A line without its newline is the one a writer may still be appending: it is skipped silently.
+    """
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.endswith(b"\n"):
+                break
+            raw = raw.strip()
+            if not raw:
+                continue
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                if warn:
+                    log.warning("%s:%d: skipping a line that is not valid JSON", path, lineno)
+                continue
+            if isinstance(obj, dict):
+                yield obj
+
+
+class JsonlWriter:
+    """Append one JSON object per line and flush it, so a crash loses at most the line in flight."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, obj: dict) -> None:
+        self._fh.write(json.dumps(obj, default=str, allow_nan=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

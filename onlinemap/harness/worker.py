@@ -1,0 +1,241 @@
+"""The model process: load the adapter once, stream the samples, write events, samples, predictions.
+
+Run by the driver as ``<env python> .../harness/worker.py JOB.json`` (through ``micromamba run`` /
+``conda run`` for conda envs). Standard library only, Python 3.7 syntax; torch is imported only if
+the env has it. The job file (JSON) names the adapter, its settings, the samples (warm-up ones
+first), the stop rule and the three output files (see events.py).
+
+Timed regions per sample: ``data_ms`` (adapter.prepare: reading and preprocessing, host->device
+copy), ``forward_ms`` (adapter.forward, bracketed by CUDA synchronisation), ``convert_ms``
+(adapter.convert to the standard schema). Model import and load, and the first call, are recorded
+apart. Torch memory peaks are reset right before the first measured sample.
+"""
+import json
+import os
+import platform
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# asv's trick: never let this folder shadow a model repo's modules.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
+
+import importlib.util  # noqa: E402
+
+
+def _sibling(name):
+    spec = importlib.util.spec_from_file_location("_onlinemap_harness_" + name, os.path.join(HERE, name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+events = _sibling("events")
+timing = _sibling("timing")
+loader = _sibling("loader")
+
+MB = 1024.0 * 1024.0
+
+
+def _watch_parent(parent_pid, stop):
+    """Exit if the driver disappears (killed with SIGKILL): never hold the GPU as an orphan."""
+    while not stop.wait(0.5):
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            sys.stderr.write("onlinemap worker: driver process %d is gone, stopping\n" % parent_pid)
+            sys.stderr.flush()
+            os._exit(events.EXIT_ORPHANED)
+        except PermissionError:
+            pass
+
+
+def _dist_version(name):
+    try:
+        from importlib import metadata
+    except ImportError:  # Python 3.7
+        try:
+            import importlib_metadata as metadata
+        except ImportError:
+            return None
+    try:
+        return metadata.version(name)
+    except Exception:
+        return None
+
+
+def _env_record(device):
+    rec = {"event": events.ENV, "python": platform.python_version(), "executable": sys.executable,
+           "prefix": sys.prefix, "platform": platform.platform(), "device": device, "packages": {}}
+    for dist in ("torch", "torchvision", "mmcv-full", "mmcv", "mmdet", "mmdet3d", "mmsegmentation", "numpy",
+                 "flash-attn", "nuscenes-devkit"):
+        version = _dist_version(dist)
+        if version:
+            rec["packages"][dist] = version
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        rec["torch"] = torch.__version__
+        rec["torch_cuda"] = getattr(torch.version, "cuda", None)
+        try:
+            rec["cudnn"] = torch.backends.cudnn.version()
+        except Exception:
+            rec["cudnn"] = None
+        rec["cuda_available"] = bool(torch.cuda.is_available())
+        if str(device).startswith("cuda") and torch.cuda.is_available():
+            dev = torch.device(device)
+            props = torch.cuda.get_device_properties(dev)
+            rec["gpu"] = {"name": props.name, "compute_capability": "%d.%d" % (props.major, props.minor),
+                          "total_memory_mb": round(props.total_memory / MB, 1),
+                          "uuid": str(getattr(props, "uuid", "") or "") or None,
+                          "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    return rec
+
+
+def _torch_cuda(device):
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None, "torch not imported by the model"
+    if not str(device).startswith("cuda"):
+        return None, "device is cpu"
+    if not torch.cuda.is_available():
+        return None, "cuda not available in the model env"
+    return torch, None
+
+
+def _memory_record(device, peaks_reset):
+    torch, reason = _torch_cuda(device)
+    rec = {"event": events.MEMORY}
+    if torch is None or not peaks_reset:
+        reason = reason or "no measured sample"
+        rec.update(torch_max_allocated_mb=None, torch_max_reserved_mb=None, reason=reason)
+        return rec
+    dev = torch.device(device)
+    rec.update(torch_max_allocated_mb=round(torch.cuda.max_memory_allocated(dev) / MB, 2),
+               torch_max_reserved_mb=round(torch.cuda.max_memory_reserved(dev) / MB, 2), reason=None)
+    return rec
+
+
+def _should_stop(job, measured, measured_since):
+    count = job.get("count")
+    if count is not None:
+        return measured >= count
+    if measured < int(job.get("min_samples") or 1):
+        return False
+    return measured_since is not None and time.perf_counter() - measured_since >= float(job.get("min_duration_s") or 0)
+
+
+def run(job):
+    ev = events.JsonlWriter(job["events"])
+    ev.write({"event": events.STARTED, "pid": os.getpid(), "python": sys.version.split()[0],
+              "protocol": events.PROTOCOL_VERSION, "t": time.time()})
+    settings = job["settings"]
+    device = settings.get("device") or "cpu"
+    stop = threading.Event()
+    if job.get("parent_pid"):
+        threading.Thread(target=_watch_parent, args=(int(job["parent_pid"]), stop), daemon=True).start()
+
+    def fail(stage, exc, **extra):
+        rec = {"event": events.ERROR, "stage": stage, "type": type(exc).__name__, "message": str(exc)[:2000],
+               "traceback": traceback.format_exc()[-8000:], "t": time.time()}
+        rec.update(extra)
+        ev.write(rec)
+        traceback.print_exc()
+        return events.EXIT_ERROR
+
+    t0 = time.perf_counter()
+    try:
+        adapter_cls = loader.load_adapter_class(job["adapter"])
+        adapter = adapter_cls(settings)
+    except Exception as exc:
+        return fail(events.STAGE_IMPORT, exc)
+    t1 = time.perf_counter()
+    try:
+        adapter.load()
+    except Exception as exc:
+        return fail(events.STAGE_LOAD, exc)
+    t2 = time.perf_counter()
+    clock = timing.Clock(device, job.get("timer") or "wall")
+    clock.sync()
+    torch, _ = _torch_cuda(device)
+    model_alloc = round(torch.cuda.memory_allocated(torch.device(device)) / MB, 2) if torch is not None else None
+    ev.write(_env_record(device))
+    ev.write({"event": events.LOADED, "import_s": round(t1 - t0, 4), "load_s": round(t2 - t1, 4),
+              "model_alloc_mb": model_alloc, "t": time.time()})
+
+    samples_out = events.JsonlWriter(job["samples_out"])
+    preds_out = events.JsonlWriter(job["predictions"])
+    warmup = int(job.get("warmup") or 0)
+    measured = 0
+    measured_since = None
+    peaks_reset = False
+    started = time.perf_counter()
+    stop_reason = "exhausted"
+    index = -1
+    for index, sample in enumerate(job["samples"]):
+        is_warmup = index < warmup
+        if not is_warmup and not peaks_reset:
+            if torch is not None:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats(torch.device(device))
+            peaks_reset = True
+            measured_since = time.perf_counter()
+        try:
+            a = time.perf_counter()
+            inputs = adapter.prepare(sample)
+            clock.sync()
+            b = time.perf_counter()
+            raw, forward_ms, cuda_ms = clock.timed_forward(adapter.forward, inputs)
+            c = time.perf_counter()
+            pred = adapter.convert(raw, sample)
+            d = time.perf_counter()
+        except Exception as exc:
+            samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
+                               "warmup": is_warmup, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc),
+                               "t": time.time()})
+            ev.write(_memory_record(device, peaks_reset))
+            return fail(events.STAGE_SAMPLE, exc, index=index, sample_token=sample["token"])
+        # the prediction goes first: a sample line promises that its prediction is on disk
+        preds_out.write(pred)
+        samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
+                           "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
+                           "forward_ms": round(forward_ms, 4),
+                           "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
+                           "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
+                           "t": time.time()})
+        if not is_warmup:
+            measured += 1
+            if _should_stop(job, measured, measured_since):
+                stop_reason = "count" if job.get("count") is not None else "min_samples_and_duration"
+                break
+    ev.write(_memory_record(device, peaks_reset))
+    close = getattr(adapter, "close", None)
+    if callable(close):
+        close()
+    ev.write({"event": events.FINISHED, "measured": measured, "warmup": min(warmup, index + 1),
+              "wall_s": round(time.perf_counter() - started, 4), "stop_reason": stop_reason, "t": time.time()})
+    stop.set()
+    return events.EXIT_OK
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.stderr.write("usage: worker.py JOB.json\n")
+        return events.EXIT_BAD_JOB
+    try:
+        with open(argv[0]) as fh:
+            job = json.load(fh)
+        for key in ("adapter", "settings", "samples", "events", "samples_out", "predictions"):
+            if key not in job:
+                raise KeyError(key)
+    except (OSError, ValueError, KeyError) as exc:
+        sys.stderr.write("onlinemap worker: unusable job file %s: %s\n" % (argv[0], exc))
+        return events.EXIT_BAD_JOB
+    return run(job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

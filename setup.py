@@ -1,0 +1,46 @@
+"""onlinemap: install, run and compare nuScenes camera-perception models, each in its own locked env.
+
+The driver needs Python >= 3.9. Model environments (Python 3.7/3.8) never import this package:
+they run ``onlinemap/harness/worker.py`` by path (see docs/architecture.md).
+"""
+from setuptools import find_packages, setup
+
+EXTRAS = {
+    # torch is optional: the reference model needs it, the driver does not. Pin it where a
+    # registry offers a light build (CI pins torch==2.13.0 explicitly, see scripts/run-tests.sh).
+    "torch": ["torch"],
+    "rattler": ["py-rattler>=0.28"],
+    "lock": ["conda-lock>=2.5"],
+    "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
+}
+EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() for r in reqs if name != "torch"})
+
+setup(
+    name="onlinemap",
+    version="0.1.0",
+    description="One locked env per online-mapping model (MapTR, PETR, StreamPETR, TopoMLP, VAD): "
+    "test, benchmark and compare them on a GPU pod.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["onlinemap", "onlinemap.*"]),
+    package_data={"onlinemap": ["schemas/*.json"]},
+    install_requires=[
+        "click>=8.1",
+        "psutil>=5.9",
+        "nvidia-ml-py>=12.535",
+        "nuscenes-devkit>=1.1.11",
+        "numpy>=1.22,<2.0",
+        "pandas>=1.5",
+        "matplotlib>=3.6",
+        "pillow>=9",
+        "jsonschema>=4.17",
+        "tqdm>=4.64",
+        "pyyaml>=6",
+        "tomli>=2.0; python_version < '3.11'",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["onlinemap=onlinemap.cli:main"]},
+    classifiers=["Programming Language :: Python :: 3", "Operating System :: POSIX :: Linux"],
+)
