@@ -146,6 +146,15 @@ def run(job):
         return events.EXIT_ERROR
 
     t0 = time.perf_counter()
+    if str(device).startswith("cuda"):
+        try:
+            import torch
+        except ImportError:
+            torch = None
+        if torch is not None and not torch.cuda.is_available():
+            return fail(events.STAGE_LOAD, RuntimeError(
+                "device %s requested but torch.cuda.is_available() is False in this env (torch %s)"
+                % (device, torch.__version__)))
     try:
         adapter_cls = loader.load_adapter_class(job["adapter"])
         adapter = adapter_cls(settings)

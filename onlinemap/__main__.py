@@ -1,0 +1,4 @@
+"""``python -m onlinemap`` runs the CLI."""
+from onlinemap.cli import main
+
+main()

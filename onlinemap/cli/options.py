@@ -1,0 +1,54 @@
+"""Options shared by several commands (asv's common_args idea): defined once, same defaults as the API."""
+from __future__ import annotations
+
+import click
+
+from onlinemap.runner import DEFAULT_INACTIVITY_S, DEFAULT_MIN_DURATION_S, DEFAULT_MIN_SAMPLES, DEFAULT_WARMUP
+
+__all__ = ["run_options", "positive_int", "nonneg_int"]
+
+
+class _BoundedInt(click.ParamType):
+    def __init__(self, minimum: int, maximum: int = 1_000_000):
+        self.minimum, self.maximum = minimum, maximum
+        self.name = f"integer>={minimum}"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not an integer", param, ctx)
+        if not self.minimum <= number <= self.maximum:
+            self.fail(f"{number} is out of range [{self.minimum}, {self.maximum}]", param, ctx)
+        return number
+
+
+positive_int = _BoundedInt(1)
+nonneg_int = _BoundedInt(0, 10_000)
+
+
+def run_options(func):
+    """Options every run command takes (data, device, timeouts, measurement)."""
+    opts = [
+        click.option("--dataroot", type=click.Path(file_okay=False), default=None,
+                     help="nuScenes root [default: $NUSCENES_ROOT, else ONLINEMAP_HOME/data/nuscenes-synth]"),
+        click.option("--version", "data_version", default=None, help="v1.0-trainval | v1.0-mini [default: detected]"),
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda or cuda:N; auto = cuda:0 if a GPU is seen"),
+        click.option("--warmup", type=nonneg_int, default=DEFAULT_WARMUP, show_default=True,
+                     help="warm-up samples, excluded from every statistic"),
+        click.option("--min-samples", type=positive_int, default=DEFAULT_MIN_SAMPLES, show_default=True,
+                     help="without --samples: measure at least this many samples ..."),
+        click.option("--min-duration", type=float, default=DEFAULT_MIN_DURATION_S, show_default=True,
+                     help="... and for at least this many seconds"),
+        click.option("--timeout", type=float, default=None, help="wall-clock limit per model run, seconds [default: none]"),
+        click.option("--inactivity-timeout", type=float, default=DEFAULT_INACTIVITY_S, show_default=True,
+                     help="kill a model run that writes no output and no sample for this long, seconds"),
+        click.option("--timer", type=click.Choice(["wall", "cuda-events"]), default="wall", show_default=True,
+                     help="forward timer: synchronised wall clock, plus CUDA events with cuda-events"),
+        click.option("--no-telemetry", is_flag=True, help="do not sample NVML / host memory"),
+        click.option("--exclusive", is_flag=True, help="refuse to run when the GPU already holds memory"),
+        click.option("--json", "as_json", is_flag=True, help="print the run record(s) as JSON"),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func

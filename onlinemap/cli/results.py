@@ -1,0 +1,37 @@
+"""``onlinemap results``: the runs on disk, newest first, with status."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from onlinemap.cli.render import fmt_mb, fmt_ms, table
+
+
+@click.command("results")
+@click.option("--model", "-m", default=None, help="only this model's runs")
+@click.option("--limit", type=int, default=30, show_default=True, help="rows to show (0 = all)")
+@click.option("--json", "as_json", is_flag=True, help="print JSON rows")
+def results(model, limit, as_json):
+    """List the runs on disk, newest first.
+
+    A run whose driver died without finishing (killed, machine lost) shows as `crashed`; its
+    finished samples are still in its samples.jsonl. Unreadable run folders are skipped with a
+    warning.
+    """
+    from onlinemap import api
+
+    rows = api.list_runs(model=model)
+    shown = rows if not limit else rows[:limit]
+    if as_json:
+        click.echo(json.dumps(shown, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("no runs yet: try `onlinemap test --model reference`")
+        return
+    click.echo(table([[r["run_id"], r["model"], r["kind"], r["status"], r["device"], r["measured"], fmt_ms(r["p50_ms"]),
+                       fmt_ms(r["p90_ms"]), fmt_mb(r["torch_max_allocated_mb"]), fmt_mb(r["host_rss_peak_mb"])]
+                      for r in shown],
+                     ["run", "model", "kind", "status", "device", "n", "p50", "p90", "torch peak", "host RSS"]))
+    if limit and len(rows) > limit:
+        click.echo(f"({len(rows) - limit} older runs not shown; --limit 0 shows all)")

@@ -1,0 +1,112 @@
+"""What a model needs before it can run, checked step by step: env, repo, weights, data.
+
+``onlinemap models`` shows the verdict, ``onlinemap test`` refuses early with the first missing
+step and the command that fixes it (rather than failing minutes later inside the env), and
+``onlinemap doctor`` replays the same checks.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from onlinemap import paths
+from onlinemap.errors import MissingPrerequisiteError, OnlinemapError
+from onlinemap.registry.spec import ModelSpec
+
+__all__ = ["Check", "REPO_INFO_FILE", "repo_dir", "weights_path", "check_model", "require_ready"]
+
+REPO_INFO_FILE = ".onlinemap-repo.json"
+
+
+@dataclass
+class Check:
+    step: str            # env | repo | weights | data
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def repo_dir(spec: ModelSpec) -> Path | None:
+    if spec.repo is None:
+        return None
+    return paths.repos_dir() / f"{spec.name}@{spec.repo.commit[:12]}"
+
+
+def weights_path(spec: ModelSpec) -> Path | None:
+    if spec.checkpoint is None or not spec.checkpoint.file:
+        return None
+    return paths.weights_dir() / spec.checkpoint.file
+
+
+def _check_env(spec: ModelSpec) -> Check:
+    from onlinemap.environments import resolve_environment
+
+    try:
+        env = resolve_environment(spec)
+    except OnlinemapError as exc:
+        return Check("env", False, exc.message, exc.hint)
+    where = "driver's Python" if env.kind == "host" else f"{env.manager} env {env.prefix}"
+    return Check("env", True, f"ready ({where})")
+
+
+def _check_repo(spec: ModelSpec) -> Check | None:
+    path = repo_dir(spec)
+    if path is None:
+        return None
+    try:
+        info = json.loads((path / REPO_INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Check("repo", False, f"{spec.repo.url} not checked out at {spec.repo.commit[:12]} ({path})",
+                     f"onlinemap env create {spec.name}")
+    if info.get("commit") != spec.repo.commit:
+        return Check("repo", False, f"{path} is at {str(info.get('commit'))[:12]}, expected {spec.repo.commit[:12]}",
+                     f"onlinemap env create {spec.name} --force")
+    return Check("repo", True, f"{path} at {spec.repo.commit[:12]}")
+
+
+def _check_weights(spec: ModelSpec) -> Check | None:
+    path = weights_path(spec)
+    if path is None:
+        return None
+    if not path.is_file():
+        return Check("weights", False, f"checkpoint {spec.checkpoint.file} not downloaded ({path})",
+                     f"onlinemap env create {spec.name}  (downloads and verifies the weights)")
+    return Check("weights", True, f"{path}")
+
+
+def _check_data(spec: ModelSpec, dataroot: Path | None) -> Check:
+    from onlinemap.harness import nuscenes_index
+
+    root = Path(dataroot) if dataroot else paths.default_dataroot()
+    if "openlane_v2" in spec.data.needs:
+        ok = root.is_dir()
+        return Check("data", ok, f"OpenLane-V2 root {root}" + ("" if ok else " missing"),
+                     None if ok else "pass --dataroot DIR pointing at the OpenLane-V2 subset_A data")
+    try:
+        version = nuscenes_index.detect_version(str(root))
+    except nuscenes_index.NotNuScenes as exc:
+        fix = (f"onlinemap data synth {root}" if root == paths.default_dataroot() and spec.env_kind == "host"
+               else "pass --dataroot DIR (or set NUSCENES_ROOT) pointing at a nuScenes root")
+        return Check("data", False, str(exc), fix)
+    return Check("data", True, f"{root} ({version})")
+
+
+def check_model(spec: ModelSpec, dataroot: Path | None = None) -> list[Check]:
+    """Every readiness check that applies to ``spec``, in the order a setup would fix them."""
+    checks = [_check_env(spec), _check_repo(spec), _check_weights(spec), _check_data(spec, dataroot)]
+    return [c for c in checks if c is not None]
+
+
+def require_ready(spec: ModelSpec, dataroot: Path | None = None) -> list[Check]:
+    """Raise MissingPrerequisiteError naming every missing step (first fix as the hint)."""
+    checks = check_model(spec, dataroot)
+    missing = [c for c in checks if not c.ok]
+    if missing:
+        steps = "; ".join(f"{c.step}: {c.detail}" for c in missing)
+        raise MissingPrerequisiteError(f"{spec.name} is not ready — {steps}",
+                                       " then ".join(dict.fromkeys(c.fix for c in missing if c.fix)))
+    return checks

@@ -1,0 +1,55 @@
+"""Runs and samples as pandas DataFrames (pandas is imported only here)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from onlinemap.fileio import iter_jsonl
+from onlinemap.results import schema as rs
+from onlinemap.results.store import effective_status, iter_runs
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["flatten", "load_runs_frame", "load_samples_frame"]
+
+
+def flatten(data: dict, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay as values."""
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def load_runs_frame(root: Path | None = None, *, model: str | None = None) -> "pandas.DataFrame":
+    import pandas as pd
+
+    rows = []
+    for run_dir, rec in iter_runs(root, model=model):
+        row = flatten(rec.to_dict())
+        row["status"] = effective_status(rec)
+        row["path"] = str(run_dir)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["created"] = pd.to_datetime(frame["created"], utc=True, errors="coerce")
+    return frame
+
+
+def load_samples_frame(root: Path | None = None, *, model: str | None = None) -> "pandas.DataFrame":
+    import pandas as pd
+
+    frames = []
+    for run_dir, rec in iter_runs(root, model=model):
+        rows = list(iter_jsonl(run_dir / rs.SAMPLES_FILE))
+        if rows:
+            f = pd.DataFrame(rows)
+            f.insert(0, "model", rec.model)
+            f.insert(0, "run_id", rec.run_id)
+            frames.append(f)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,141 @@
+"""Run directories: creation, the run.json lifecycle, listing, and crash detection.
+
+One directory per run means no two writers ever share a file, so the CLI, a notebook and the
+nightly job can run at once, also from several pods on one network volume. ``run.json`` is
+written atomically at the start (``running``) and at the end (final status). A ``running`` record
+whose driver process is gone (same host, pid dead or reused) is reported as ``crashed``; one from
+another host is left as ``running``, since we cannot see that host's processes.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from onlinemap import paths
+from onlinemap.errors import ResultsError
+from onlinemap.fileio import read_json, write_json_atomic
+from onlinemap.results.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
+
+__all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "iter_runs", "effective_status", "find_run",
+           "driver_identity"]
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def driver_identity() -> dict:
+    """pid + its start time + host: enough to tell later whether this driver is still alive."""
+    import psutil
+
+    me = psutil.Process()
+    return {"pid": me.pid, "pid_create_time": me.create_time(), "hostname": socket.gethostname()}
+
+
+def new_run_dir(model: str, root: Path | None = None) -> tuple[str, Path]:
+    """Create a fresh, empty run directory ``<UTC time>-<model>-<random>`` and return (run_id, path)."""
+    root = paths.ensure_dir(Path(root) if root else paths.results_dir())
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    for _ in range(10):
+        run_id = f"{stamp}-{paths.check_safe_name(model, 'model name')}-{secrets.token_hex(3)}"
+        path = root / run_id
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return run_id, path
+    raise ResultsError(f"could not create a unique run directory under {root}")
+
+
+def save_run(run_dir: Path, record: RunRecord) -> None:
+    """Write run.json atomically; a full disk becomes a one-line ResultsError."""
+    try:
+        write_json_atomic(Path(run_dir) / RUN_FILE, record.to_dict())
+    except OSError as exc:
+        raise ResultsError(f"cannot write {Path(run_dir) / RUN_FILE}: {exc.strerror or exc}",
+                           "free disk space under ONLINEMAP_HOME (df -h) and re-run; finished samples are kept") from None
+
+
+def load_run(run_dir: Path) -> RunRecord:
+    """Read a run.json; refuse a newer schema; raise ResultsError for a corrupt file."""
+    path = Path(run_dir) / RUN_FILE
+    try:
+        data = read_json(path)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: missing", "this is not a run directory") from None
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: unreadable ({exc})", "the file is corrupt; remove the run directory") from None
+    if not isinstance(data, dict) or "run_id" not in data:
+        raise ResultsError(f"{path}: not a run record", "the file is corrupt; remove the run directory")
+    version = data.get("schema_version", 0)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise ResultsError(f"{path}: schema_version {version} is newer than this onlinemap ({SCHEMA_VERSION})",
+                           "upgrade onlinemap (git pull && pip install -e .)")
+    from onlinemap.results.migrate import upgrade
+
+    return RunRecord.from_dict(upgrade(data))
+
+
+def effective_status(record: RunRecord) -> str:
+    """The status to show: ``crashed`` for a running record whose driver on this host is gone."""
+    if record.status != "running":
+        return record.status
+    drv = record.driver or {}
+    if drv.get("hostname") != socket.gethostname() or not drv.get("pid"):
+        return "running"
+    import psutil
+
+    try:
+        proc = psutil.Process(int(drv["pid"]))
+        if drv.get("pid_create_time") and abs(proc.create_time() - float(drv["pid_create_time"])) > 1.0:
+            return "crashed"  # the pid was reused by another process
+        return "running" if proc.status() != psutil.STATUS_ZOMBIE else "crashed"
+    except psutil.NoSuchProcess:
+        return "crashed"
+    except psutil.Error:
+        return "running"
+
+
+def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tuple[Path, RunRecord]]:
+    """(run_dir, record) for each readable run, newest first; unreadable runs are skipped with a warning."""
+    root = Path(root) if root else paths.results_dir()
+    if not root.is_dir():
+        return
+    entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
+    entries.sort(key=lambda e: e.name, reverse=True)
+    for entry in entries:
+        run_dir = Path(entry.path)
+        if not (run_dir / RUN_FILE).exists():
+            continue
+        try:
+            record = load_run(run_dir)
+        except ResultsError as exc:
+            log.warning("skipping %s: %s", run_dir.name, exc.message)
+            continue
+        if model and record.model.lower() != model.lower():
+            continue
+        yield run_dir, record
+
+
+def find_run(run_id: str, root: Path | None = None) -> Path:
+    """The directory of ``run_id`` (a unique prefix is enough), or a ResultsError."""
+    root = Path(root) if root else paths.results_dir()
+    paths.check_safe_name(run_id, "run id")
+    exact = root / run_id
+    if (exact / RUN_FILE).exists():
+        return exact
+    matches = sorted(p for p in root.glob(f"{run_id}*") if (p / RUN_FILE).exists()) if root.is_dir() else []
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ResultsError(f"no run {run_id!r} under {root}", "list runs with `onlinemap results`", exit_code=2)
+    raise ResultsError(f"run id {run_id!r} is ambiguous ({len(matches)} runs match)", "give more of the id",
+                       exit_code=2)

@@ -1,0 +1,297 @@
+"""One model run: check, launch the harness in the model's env, supervise, record.
+
+The pipeline is a chain of small steps (nox's workflow idea): resolve the spec and readiness ->
+choose samples -> create the run directory and write run.json (``running``) -> start telemetry
+-> launch the worker through the env's run command in a new session -> follow samples.jsonl
+for progress -> on exit, timeout or Ctrl-C kill the group -> summarise samples, validate
+predictions -> rewrite run.json with the final status. Every file the worker already wrote
+stays, whatever happened.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from onlinemap import paths
+from onlinemap.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_TIMEOUT, UsageError)
+from onlinemap.fileio import iter_jsonl, write_json_atomic
+from onlinemap.harness import events as ev
+from onlinemap.registry.spec import ModelSpec
+from onlinemap.results import schema as rs
+from onlinemap.results.store import driver_identity, new_run_dir, save_run, utc_now
+
+__all__ = ["RunSettings", "RunOutcome", "run_model", "WORKER_PATH", "check_device"]
+
+log = logging.getLogger(__name__)
+WORKER_PATH = Path(__file__).resolve().parent / "harness" / "worker.py"
+
+DEFAULT_WARMUP = 5                 # mmdet3d / MapTR tools/benchmark.py
+DEFAULT_TEST_SAMPLES = 5
+DEFAULT_MIN_SAMPLES = 50
+DEFAULT_MIN_DURATION_S = 10.0
+DEFAULT_INACTIVITY_S = 600.0       # first CUDA init + model build of the old stacks can be slow
+DEFAULT_TELEMETRY_PERIOD_S = 0.02
+DEFAULT_BUSY_GPU_MB = 500.0
+
+
+@dataclass
+class RunSettings:
+    """What a run is asked to do; shared defaults for CLI, notebook and cron."""
+
+    kind: str = "test"
+    samples: int | None = DEFAULT_TEST_SAMPLES     # exact measured count; None: min_samples + min_duration
+    warmup: int = DEFAULT_WARMUP
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    min_duration_s: float = DEFAULT_MIN_DURATION_S
+    dataroot: Path | None = None
+    version: str | None = None
+    device: str = "cpu"
+    sample_tokens: list[str] = field(default_factory=list)
+    scenes: list[str] = field(default_factory=list)
+    timeout_s: float | None = None
+    inactivity_s: float | None = DEFAULT_INACTIVITY_S
+    timer: str = "wall"                           # wall | cuda-events
+    telemetry: bool = True
+    telemetry_period_s: float = DEFAULT_TELEMETRY_PERIOD_S
+    telemetry_csv: bool = True
+    exclusive: bool = False
+    busy_gpu_mb: float = DEFAULT_BUSY_GPU_MB
+    echo: bool = True
+    options: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = dict(self.__dict__)
+        out["dataroot"] = str(self.dataroot) if self.dataroot else None
+        return out
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    record: rs.RunRecord
+
+    @property
+    def status(self) -> str:
+        return self.record.status
+
+    @property
+    def exit_code(self) -> int:
+        return self.record.exit_code if self.record.exit_code is not None else EXIT_FAILED
+
+
+def check_device(device: str) -> str:
+    """Accept ``cpu``, ``cuda`` (= cuda:0) and ``cuda:N``; refuse anything else."""
+    device = (device or "cpu").strip()
+    if device == "cuda":
+        return "cuda:0"
+    if device == "cpu" or (device.startswith("cuda:") and device[5:].isdigit()):
+        return device
+    raise UsageError(f"invalid device {device!r}", "use cpu, cuda or cuda:N")
+
+
+def _child_env(device: str) -> dict[str, str]:
+    """The model process's environment: ours minus what breaks other interpreters."""
+    env = dict(os.environ)
+    for var in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PIP_REQUIRE_VIRTUALENV", "VIRTUAL_ENV", "__PYVENV_LAUNCHER__"):
+        env.pop(var, None)
+    env.update(PYTHONNOUSERSITE="1", PYTHONUNBUFFERED="1", PIP_USER="false", CUDA_DEVICE_ORDER="PCI_BUS_ID")
+    return env
+
+
+class _SampleFollower:
+    """Reads new lines of samples.jsonl as the worker appends them (for progress and activity)."""
+
+    def __init__(self, path: Path, on_sample: Callable[[dict], None] | None):
+        self.path = path
+        self.offset = 0
+        self.count = 0
+        self.on_sample = on_sample
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return
+        self.offset += end + 1
+        import json
+
+        for line in chunk[:end].splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            self.count += 1
+            if self.on_sample is not None:
+                self.on_sample(rec)
+
+
+def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | None = None,
+              progress: Callable[[dict], None] | None = None,
+              on_run_dir: Callable[[str, Path], None] | None = None) -> RunOutcome:
+    """Run ``spec`` as ``settings`` say and return the outcome; run.json always ends in a final status.
+
+    Raises OnlinemapError before the run directory exists (unknown device, model not ready, bad
+    dataroot or sample token); after that, failures are recorded in run.json, not raised.
+    """
+    from onlinemap.data.selection import resolve_dataset, select_samples
+    from onlinemap.environments import resolve_environment
+    from onlinemap.readiness import require_ready
+
+    device = check_device(settings.device)
+    if settings.timer not in ("wall", "cuda-events"):
+        raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
+    dataroot = Path(settings.dataroot) if settings.dataroot else paths.default_dataroot()
+    require_ready(spec, dataroot)
+    env = resolve_environment(spec)
+    root, version = resolve_dataset(dataroot, settings.version)
+    samples = select_samples(root, version, count=settings.samples, warmup=settings.warmup,
+                             sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None)
+
+    from onlinemap.telemetry.hostinfo import host_record
+    from onlinemap.telemetry.nvml import gpu_info, preflight
+
+    gpu = gpu_info(device)
+    if settings.telemetry and device.startswith("cuda"):
+        busy = preflight(device, threshold_mb=settings.busy_gpu_mb)
+        if busy.get("busy"):
+            msg = (f"{device} already holds {busy.get('used_mb')} MiB before launch (threshold "
+                   f"{settings.busy_gpu_mb:g} MiB): another job would skew the figures")
+            if settings.exclusive:
+                from onlinemap.errors import MissingPrerequisiteError
+
+                raise MissingPrerequisiteError(msg, "stop the other GPU job, or drop --exclusive to measure anyway")
+            log.warning(msg)
+            gpu["preflight_warning"] = msg
+
+    run_id, run_dir = new_run_dir(spec.name, results_root)
+    if on_run_dir is not None:
+        on_run_dir(run_id, run_dir)
+    files = {name: run_dir / name for name in (rs.EVENTS_FILE, rs.SAMPLES_FILE, rs.PREDICTIONS_FILE, rs.LOG_FILE,
+                                               rs.JOB_FILE, rs.TELEMETRY_FILE)}
+    for name in (rs.EVENTS_FILE, rs.SAMPLES_FILE, rs.PREDICTIONS_FILE):
+        files[name].touch()
+    checkpoint = None
+    if spec.checkpoint is not None and spec.checkpoint.file:
+        checkpoint = str(paths.weights_dir() / spec.checkpoint.file)
+    from onlinemap.readiness import repo_dir
+
+    repo = repo_dir(spec)
+    config = spec.config.default if spec.config else None
+    if config and repo is not None and not os.path.isabs(config):
+        config = str(repo / config)
+    job = {
+        "protocol": ev.PROTOCOL_VERSION, "model": spec.name, "adapter": str(spec.adapter_path),
+        "settings": {"model": spec.name, "config": config, "checkpoint": checkpoint, "dataroot": str(root),
+                     "version": version, "device": device, "repo": str(repo) if repo else None,
+                     "options": settings.options},
+        "samples": samples, "warmup": min(settings.warmup, len(samples)), "count": settings.samples,
+        "min_samples": settings.min_samples, "min_duration_s": settings.min_duration_s, "timer": settings.timer,
+        "events": str(files[rs.EVENTS_FILE]), "samples_out": str(files[rs.SAMPLES_FILE]),
+        "predictions": str(files[rs.PREDICTIONS_FILE]), "parent_pid": os.getpid(),
+    }
+    write_json_atomic(files[rs.JOB_FILE], job)
+    import onlinemap
+
+    record = rs.RunRecord(
+        run_id=run_id, model=spec.name, kind=settings.kind, created=utc_now(),
+        settings={**settings.to_dict(), "device": device, "dataroot": str(root), "version": version,
+                  "sample_count_planned": len(samples)},
+        model_spec={"task": spec.task, "outputs": spec.outputs, "env_kind": spec.env_kind, "temporal": spec.temporal,
+                    "repo": spec.repo.to_dict() if spec.repo else None, "config": config,
+                    "checkpoint": spec.checkpoint.to_dict() if spec.checkpoint else None},
+        env=env.to_dict(), driver={**driver_identity(), "onlinemap": onlinemap.__version__,
+                                   "python": platform.python_version()},
+        host=host_record(), gpu=gpu, tags=dict(settings.tags))
+    save_run(run_dir, record)
+
+    sampler = None
+    if settings.telemetry:
+        from onlinemap.telemetry.sampler import TelemetrySampler
+
+        sampler = TelemetrySampler(device=device, period_s=settings.telemetry_period_s,
+                                   csv_path=files[rs.TELEMETRY_FILE] if settings.telemetry_csv else None)
+        sampler.take_baseline()
+    follower = _SampleFollower(files[rs.SAMPLES_FILE], progress)
+    argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
+    log.info("launching %s", " ".join(argv))
+    from onlinemap.proc import run_supervised
+
+    telemetry_record = None
+    try:
+        outcome = run_supervised(
+            argv, env=_child_env(device), cwd=run_dir, log_path=files[rs.LOG_FILE], echo=settings.echo,
+            timeout_s=settings.timeout_s, inactivity_s=settings.inactivity_s,
+            activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
+            on_start=(lambda pid: sampler.start(root_pid=pid)) if sampler else None, on_tick=follower.poll)
+    finally:
+        if sampler is not None:
+            telemetry_record = sampler.stop()
+    follower.poll()
+    _finish(record, run_dir, outcome, telemetry_record)
+    save_run(run_dir, record)
+    return RunOutcome(run_id=run_id, run_dir=run_dir, record=record)
+
+
+def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None) -> None:
+    """Fill status, summary and error from the files the worker wrote and the process outcome."""
+    from onlinemap.results.summary import summarize_run
+
+    lifecycle = {}
+    error_event = None
+    for event in iter_jsonl(run_dir / rs.EVENTS_FILE):
+        lifecycle[event.get("event")] = event
+        if event.get("event") == ev.ERROR:
+            error_event = event
+    env_event = lifecycle.get(ev.ENV) or {}
+    record.versions = {k: env_event.get(k) for k in ("python", "torch", "torch_cuda", "cudnn", "cuda_available",
+                                                      "packages", "gpu") if k in env_event}
+    summary, invalid = summarize_run(run_dir, lifecycle, telemetry)
+    record.summary = summary
+    record.finished = utc_now()
+    if outcome.interrupted:
+        record.status = "interrupted"
+        record.exit_code = EXIT_INTERRUPTED if outcome.interrupted == "SIGINT" else EXIT_TERMINATED
+        record.error = {"message": f"interrupted by {outcome.interrupted}; the model process group was killed",
+                        "hint": "finished samples are kept in samples.jsonl"}
+    elif outcome.timeout:
+        record.status = "timeout"
+        record.exit_code = EXIT_TIMEOUT
+        what = "wall-clock timeout" if outcome.timeout == "wall" else "inactivity timeout (no output, no new sample)"
+        record.error = {"message": f"{what} after {outcome.duration_s:.0f} s; the model process group was killed",
+                        "hint": "raise --timeout/--inactivity-timeout, or look at log.txt for where it hung"}
+    elif outcome.returncode != 0 or error_event is not None:
+        record.status = "failed"
+        record.exit_code = EXIT_FAILED
+        if error_event is not None:
+            where = f" on sample {error_event.get('sample_token')}" if error_event.get("stage") == ev.STAGE_SAMPLE else ""
+            record.error = {"message": f"model {error_event.get('stage')} failed{where}: {error_event.get('type')}: "
+                                       f"{(error_event.get('message') or '').splitlines()[0][:300] if error_event.get('message') else ''}",
+                            "hint": f"see {run_dir / rs.LOG_FILE}", "stage": error_event.get("stage"),
+                            "traceback": error_event.get("traceback")}
+        else:
+            record.error = {"message": f"model process exited with code {outcome.returncode} before finishing",
+                            "hint": f"see the end of {run_dir / rs.LOG_FILE}"}
+    elif invalid:
+        record.status = "failed"
+        record.exit_code = EXIT_FAILED
+        record.error = {"message": f"{invalid} prediction(s) do not match the standard schema: "
+                                   f"{summary['predictions']['first_error']}",
+                        "hint": "fix the adapter's convert() (schema: onlinemap/schemas/prediction.schema.json)"}
+    elif summary["samples"]["measured"] == 0:
+        record.status = "failed"
+        record.exit_code = EXIT_FAILED
+        record.error = {"message": "no sample was measured", "hint": f"see {run_dir / rs.LOG_FILE}"}
+    else:
+        record.status = "ok"
+        record.exit_code = EXIT_OK

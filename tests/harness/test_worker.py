@@ -1,0 +1,116 @@
+"""The harness worker under a real subprocess: events, samples, predictions, warm-up, stop rules,
+errors mid-run, and the watchdog that stops an orphaned worker."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from onlinemap.harness import nuscenes_index
+from tests.conftest import FIXTURES, REPO, read_jsonl
+
+WORKER = REPO / "onlinemap" / "harness" / "worker.py"
+
+
+def make_job(tmp_path: Path, root: Path, adapter: Path, n: int, **extra) -> Path:
+    samples = nuscenes_index.ordered_samples(str(root), "v1.0-mini")[:n]
+    job = {"adapter": str(adapter), "samples": samples, "warmup": 2, "count": None, "min_samples": 1,
+           "min_duration_s": 0, "settings": {"model": "t", "dataroot": str(root), "version": "v1.0-mini",
+                                              "device": "cpu", "options": {}},
+           "events": str(tmp_path / "events.jsonl"), "samples_out": str(tmp_path / "samples.jsonl"),
+           "predictions": str(tmp_path / "predictions.jsonl")}
+    job.update(extra)
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+    return path
+
+
+def run_worker(job: Path, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.run([sys.executable, str(WORKER), str(job)], capture_output=True, text=True, env=full,
+                          timeout=120, **kw)
+
+
+def test_reference_streams_every_sample_with_timings(tmp_path, synth_root):
+    job = make_job(tmp_path, synth_root, REPO / "envs" / "reference" / "demo.py", 6, count=4)
+    proc = run_worker(job)
+    assert proc.returncode == 0, proc.stderr
+    events = [e["event"] for e in read_jsonl(tmp_path / "events.jsonl")]
+    assert events == ["started", "env", "loaded", "memory", "finished"]
+    samples = read_jsonl(tmp_path / "samples.jsonl")
+    assert [s["warmup"] for s in samples] == [True, True, False, False, False, False]
+    for s in samples:
+        assert s["ok"] and s["forward_ms"] > 0 and s["data_ms"] > 0 and s["convert_ms"] >= 0
+        assert s["total_ms"] >= s["forward_ms"] + s["data_ms"]
+    preds = read_jsonl(tmp_path / "predictions.jsonl")
+    assert [p["sample_token"] for p in preds] == [s["sample_token"] for s in samples]
+    mem = read_jsonl(tmp_path / "events.jsonl")[3]
+    assert mem["torch_max_allocated_mb"] is None and mem["reason"] == "device is cpu"
+    finished = read_jsonl(tmp_path / "events.jsonl")[-1]
+    assert finished["measured"] == 4 and finished["stop_reason"] == "count"
+
+
+def test_open_ended_run_stops_after_min_samples_and_duration(tmp_path, synth_root):
+    job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "crashref" / "demo.py", 30, warmup=1,
+                   min_samples=3, min_duration_s=0.0)
+    assert run_worker(job).returncode == 0
+    finished = read_jsonl(tmp_path / "events.jsonl")[-1]
+    assert finished["measured"] == 3 and finished["stop_reason"] == "min_samples_and_duration"
+
+
+def test_exception_mid_run_keeps_finished_samples_and_reports_the_error(tmp_path, synth_root):
+    job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "crashref" / "demo.py", 8, count=6)
+    proc = run_worker(job, {"ONLINEMAP_TEST_CRASH_AT": "5", "ONLINEMAP_TEST_RAISE": "1"})
+    assert proc.returncode == 1
+    samples = read_jsonl(tmp_path / "samples.jsonl")
+    assert [s["ok"] for s in samples] == [True] * 5 + [False]
+    assert "bad tensor shape" in samples[-1]["error"]
+    error = read_jsonl(tmp_path / "events.jsonl")[-1]
+    assert error["event"] == "error" and error["stage"] == "sample" and error["type"] == "ValueError"
+    assert len(read_jsonl(tmp_path / "predictions.jsonl")) == 5
+
+
+def test_load_failure_is_an_error_event(tmp_path, synth_root):
+    job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "crashref" / "demo.py", 3)
+    proc = run_worker(job, {"ONLINEMAP_TEST_FAIL_LOAD": "1"})
+    assert proc.returncode == 1
+    error = read_jsonl(tmp_path / "events.jsonl")[-1]
+    assert error["stage"] == "load" and "checkpoint is corrupt" in error["message"]
+
+
+def test_missing_adapter_class_is_an_import_error(tmp_path, synth_root):
+    bad = tmp_path / "demo.py"
+    bad.write_text("x = 1\n")
+    proc = run_worker(make_job(tmp_path, synth_root, bad, 2))
+    assert proc.returncode == 1
+    assert read_jsonl(tmp_path / "events.jsonl")[-1]["stage"] == "import"
+
+
+def test_unreadable_job_file_exits_2(tmp_path):
+    job = tmp_path / "job.json"
+    job.write_text("{not json")
+    proc = run_worker(job)
+    assert proc.returncode == 2 and "unusable job file" in proc.stderr
+
+
+def test_worker_stops_itself_when_the_driver_disappears(tmp_path, synth_root):
+    # a stand-in "driver" that we kill; the worker watches its pid
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "slowref" / "demo.py", 40, parent_pid=parent.pid)
+    worker = subprocess.Popen([sys.executable, str(WORKER), str(job)], env={**os.environ, "ONLINEMAP_TEST_SLEEP_S": "0.2"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (tmp_path / "samples.jsonl").exists():
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    assert worker.wait(timeout=30) == 3
+    assert "driver process" in worker.stderr.read()
+    assert len(read_jsonl(tmp_path / "samples.jsonl")) < 40
