@@ -1,0 +1,400 @@
+"""VAD adapter: hustvl/VAD inside its own conda env (mmdet3d 0.17.1, mmcv-full 1.4.0, torch 1.9.1).
+
+Design note. The model is built as the repo's ``tools/test.py`` builds it on its single-GPU path
+(``--launcher none``, which docs/train_eval.md says is the only accurate one): plugin import from
+``cfg.plugin_dir``, ``pretrained = None``, ``wrap_fp16_model`` only when the config has ``fp16``,
+``load_checkpoint`` on CPU. We collate and scatter one sample ourselves (what ``MMDataParallel`` does)
+and call ``VAD.forward_test``, which needs the GT fields the test pipeline loads (planning metrics are
+computed inside the model). VAD is temporal (``video_test_mode=True``, prev_bev + CAN-bus deltas).
+
+Conventions (checked against hustvl/VAD@1688c4b1 and open-mmlab/mmdetection3d@v0.17.1):
+* Boxes: ``get_bboxes`` makes ``LiDARInstance3DBoxes`` (bottom centre, tensor ``x y z w l h yaw vx vy``).
+  The info converter stores dims as nuScenes ``wlh`` and yaw as ``-yaw_nus - pi/2``
+  (``tools/data_converter/vad_nuscenes_converter.py``), so ``output_to_nusc_box`` keeps the dims and
+  turns the yaw back with ``-yaw - pi/2``; the centre is the gravity centre (z + h/2). We reproduce
+  ``output_to_nusc_box`` + ``lidar_nusc_box_to_global`` (lidar -> ego, class range filter in ego
+  x/y with ``vad_nusc_detection_cvpr_2019.json``: |x| <= 30, |y| <= 15, ego -> global) and
+  ``_format_bbox``'s ``score_thresh=0.2`` and attribute rule.
+* Map: same LiDAR-frame BEV patch as MapTR (``VectorizedLocalMap`` cut around lidar2global); moved
+  to the ego frame with lidar2ego's yaw and x/y translation.
+* Plan: ``ego_fut_preds`` (3 commands x 6 steps x 2) are per-step offsets of the LiDAR's future
+  positions in the current LiDAR frame (converter: global sensor pose -> lcf, then diffs). The
+  command is the GT one-hot ``ego_fut_cmd`` (0 right, 1 left, 2 straight), as ``simple_test_pts``
+  picks it; cumulative sum -> positions; rotated into ego axes (no lever-arm shift: the waypoints are
+  displacements from the current position); dt = 0.5 s (2 Hz keyframes).
+
+Module-level imports are standard library only; torch, numpy and mmcv are imported inside functions.
+"""
+import math
+import os
+import sys
+
+DEFAULT_CONFIG = "projects/configs/VAD/VAD_tiny_stage_2.py"
+DEFAULT_INFO_FILE = "vad_nuscenes_infos_temporal_val.pkl"
+CLASS_NAMES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
+               "pedestrian", "traffic_cone")
+MAP_CLASSES = ("divider", "ped_crossing", "boundary")
+STANDARD_MAP_LABELS = {"divider": "divider", "ped_crossing": "ped_crossing", "boundary": "boundary",
+                       "centerline": "centerline"}
+# vad_nuscenes_converter.py: [1,0,0] turn right, [0,1,0] turn left, [0,0,1] go straight.
+COMMANDS = ("turn_right", "turn_left", "go_straight")
+# projects/mmdet3d_plugin/datasets/vad_nusc_detection_cvpr_2019.json (every class the same).
+CLASS_RANGE_X = 30.0
+CLASS_RANGE_Y = 15.0
+DET_SCORE_THRESHOLD = 0.2          # nuscenes_vad_dataset.py _format_bbox(score_thresh=0.2)
+PLAN_DT = 0.5
+# mmdet3d v0.17.1 NuScenesDataset.DefaultAttribute ('' -> None here).
+DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving", "trailer": "vehicle.parked",
+                     "truck": "vehicle.parked", "bus": "vehicle.moving", "motorcycle": "cycle.without_rider",
+                     "construction_vehicle": "vehicle.parked", "bicycle": "cycle.without_rider",
+                     "barrier": None, "traffic_cone": None}
+# docs/train_eval.md "Reproduce results with pre-trained weights" (hustvl/VAD#9).
+CAFFE_IMG_NORM = {"mean": [103.530, 116.280, 123.675], "std": [1.0, 1.0, 1.0], "to_rgb": False}
+DEFAULTS = {"info_file": None, "map_ann_file": None, "caffe_img_norm": True, "det_score_threshold": DET_SCORE_THRESHOLD,
+            "map_score_threshold": 0.0, "command": None}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure conversion functions (no torch / mmcv needed: they take tensors or arrays and use tolist()).
+# ---------------------------------------------------------------------------------------------------
+
+def quaternion_matrix(q):
+    """3x3 rotation matrix (nested lists) of a nuScenes [w, x, y, z] quaternion (normalised first)."""
+    w, x, y, z = [float(v) for v in q]
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / n, x / n, y / n, z / n
+    return [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+
+
+def matrix_yaw(r):
+    """Heading of a rotation matrix: the angle of its rotated +x axis in the x-y plane (as devkit quaternion_yaw)."""
+    return math.atan2(r[1][0], r[0][0])
+
+
+def _matmul(a, b):
+    return [[sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+
+
+def _apply(r, v, t=(0.0, 0.0, 0.0)):
+    return [sum(r[i][j] * v[j] for j in range(3)) + float(t[i]) for i in range(3)]
+
+
+def _rot_z(yaw):
+    c, s = math.cos(yaw), math.sin(yaw)
+    return [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
+
+
+def _as_list(value):
+    """tolist() of a torch tensor / numpy array (or of a LiDARInstance3DBoxes' .tensor)."""
+    if hasattr(value, "tensor") and not hasattr(value, "tolist"):
+        value = value.tensor
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return list(value)
+
+
+def _flatten(value):
+    out = []
+    stack = [_as_list(value) if not isinstance(value, list) else value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            stack.extend(reversed(list(item)))
+        else:
+            out.append(item)
+    return out
+
+
+def lidar_bev_to_ego(points, lidar2ego_rotation, lidar2ego_translation, translate=True):
+    """Move [[x, y], ...] from the LiDAR BEV frame to ego axes (yaw of lidar2ego, plus its x/y shift if translate)."""
+    yaw = matrix_yaw(quaternion_matrix(lidar2ego_rotation))
+    c, s = math.cos(yaw), math.sin(yaw)
+    tx, ty = (float(lidar2ego_translation[0]), float(lidar2ego_translation[1])) if translate else (0.0, 0.0)
+    return [[c * x - s * y + tx, s * x + c * y + ty] for x, y in points]
+
+
+def attribute_for(name, velocity_xy):
+    """nuScenes attribute as nuscenes_vad_dataset.py _format_bbox assigns it (speed threshold 0.2 m/s)."""
+    if math.hypot(velocity_xy[0], velocity_xy[1]) > 0.2:
+        if name in ("car", "construction_vehicle", "bus", "truck", "trailer"):
+            return "vehicle.moving"
+        if name in ("bicycle", "motorcycle"):
+            return "cycle.with_rider"
+        return DEFAULT_ATTRIBUTE[name]
+    if name == "pedestrian":
+        return "pedestrian.standing"
+    if name == "bus":
+        return "vehicle.stopped"
+    return DEFAULT_ATTRIBUTE[name]
+
+
+def lidar_boxes_to_global(box_tensor, scores, labels, lidar2ego_rotation, lidar2ego_translation,
+                          ego2global_rotation, ego2global_translation, class_names=CLASS_NAMES,
+                          score_threshold=DET_SCORE_THRESHOLD, range_x=CLASS_RANGE_X, range_y=CLASS_RANGE_Y):
+    """mmdet3d-0.17 LiDAR boxes (N, 9: bottom x y z, w l h, yaw, vx vy) -> standard boxes in the global frame.
+
+    Mirrors output_to_nusc_box (gravity centre, dims kept as wlh, yaw_nus = -yaw - pi/2, velocity
+    (vx, vy, 0)) and lidar_nusc_box_to_global (rotate+translate by lidar2ego, drop boxes outside the
+    class range in ego x/y, rotate+translate by ego2global), then _format_bbox's score threshold.
+    """
+    r_le = quaternion_matrix(lidar2ego_rotation)
+    r_eg = quaternion_matrix(ego2global_rotation)
+    out = []
+    for row, score, label in zip(_as_list(box_tensor), _as_list(scores), _as_list(labels)):
+        x, y, z, w, l, h, yaw = [float(v) for v in row[:7]]
+        vx, vy = (float(row[7]), float(row[8])) if len(row) >= 9 else (0.0, 0.0)
+        name = class_names[int(label)]
+        rot = _rot_z(-yaw - math.pi / 2.0)
+        center = _apply(r_le, [x, y, z + h * 0.5], lidar2ego_translation)
+        if abs(center[0]) > range_x or abs(center[1]) > range_y:
+            continue
+        if float(score) < float(score_threshold):
+            continue
+        rot = _matmul(r_eg, _matmul(r_le, rot))
+        center = _apply(r_eg, center, ego2global_translation)
+        vel = _apply(r_eg, _apply(r_le, [vx, vy, 0.0]))
+        out.append({"label": name, "score": min(max(float(score), 0.0), 1.0), "center": center,
+                    "size": [w, l, h], "yaw": matrix_yaw(rot), "velocity": [vel[0], vel[1]],
+                    "attribute": attribute_for(name, vel), "frame": "global"})
+    return out
+
+
+def convert_map_vectors(scores, labels, pts, lidar2ego_rotation, lidar2ego_translation,
+                        map_classes=MAP_CLASSES, score_threshold=0.0):
+    """Map head output (scores (N,), labels (N,), pts (N, P, 2) in the LiDAR BEV frame) -> ego-frame elements."""
+    elements = []
+    for score, label, line in zip(_as_list(scores), _as_list(labels), _as_list(pts)):
+        name = STANDARD_MAP_LABELS.get(map_classes[int(label)])
+        if name is None or float(score) < float(score_threshold):
+            continue
+        elements.append({"label": name, "score": min(max(float(score), 0.0), 1.0),
+                         "points": lidar_bev_to_ego(line, lidar2ego_rotation, lidar2ego_translation),
+                         "frame": "ego"})
+    return elements
+
+
+def select_command(ego_fut_cmd, override=None):
+    """Index of the driving command: ``override`` if given, else the one-hot GT command (as simple_test_pts)."""
+    if override is not None:
+        return COMMANDS.index(override) if isinstance(override, str) else int(override)
+    flat = [float(v) for v in _flatten(ego_fut_cmd)]
+    if len(flat) < 3:
+        raise ValueError("ego_fut_cmd must hold a one-hot of 3 commands, got %r" % (flat,))
+    onehot = flat[:3]
+    return max(range(3), key=lambda i: onehot[i])
+
+
+def plan_waypoints(ego_fut_preds, command_index, lidar2ego_rotation):
+    """Per-step LiDAR-frame offsets (modes x steps x 2) -> cumulative waypoints in ego axes for one command."""
+    modes = _as_list(ego_fut_preds)
+    steps = modes[command_index]
+    acc_x, acc_y = 0.0, 0.0
+    cumulative = []
+    for dx, dy in steps:
+        acc_x += float(dx)
+        acc_y += float(dy)
+        cumulative.append([acc_x, acc_y])
+    return cumulative, lidar_bev_to_ego(cumulative, lidar2ego_rotation, (0.0, 0.0, 0.0), translate=False)
+
+
+def convert_vad_outputs(result, sample_token, lidar2ego_rotation, lidar2ego_translation, ego2global_rotation,
+                        ego2global_translation, class_names=CLASS_NAMES, map_classes=MAP_CLASSES,
+                        det_score_threshold=DET_SCORE_THRESHOLD, map_score_threshold=0.0, command=None,
+                        model="VAD"):
+    """VAD's per-sample result -> the standard prediction (boxes global, map ego, plan ego).
+
+    ``result`` is what ``VAD.simple_test`` puts under ``'pts_bbox'``: ``boxes_3d``
+    (LiDARInstance3DBoxes or its (N, 9) tensor), ``scores_3d`` (N,), ``labels_3d`` (N,), ``trajs_3d``
+    (N, 6 modes x 6 steps x 2), ``map_boxes_3d`` (M, 4), ``map_scores_3d`` (M,), ``map_labels_3d``
+    (M,), ``map_pts_3d`` (M, 20, 2), ``ego_fut_preds`` (3, 6, 2), ``ego_fut_cmd`` (one-hot of 3,
+    batch dims in front). The outer ``{'pts_bbox': ..., 'metric_results': ...}`` is accepted too.
+    """
+    if "pts_bbox" in result:
+        result = result["pts_bbox"]
+    dets = lidar_boxes_to_global(result["boxes_3d"], result["scores_3d"], result["labels_3d"], lidar2ego_rotation,
+                                 lidar2ego_translation, ego2global_rotation, ego2global_translation,
+                                 class_names=class_names, score_threshold=det_score_threshold)
+    elements = convert_map_vectors(result["map_scores_3d"], result["map_labels_3d"], result["map_pts_3d"],
+                                   lidar2ego_rotation, lidar2ego_translation, map_classes=map_classes,
+                                   score_threshold=map_score_threshold)
+    index = select_command(result["ego_fut_cmd"], command)
+    lidar_waypoints, waypoints = plan_waypoints(result["ego_fut_preds"], index, lidar2ego_rotation)
+    return {"sample_token": sample_token, "model": model, "detections_3d": dets, "map_elements": elements,
+            "plan": {"waypoints": waypoints, "dt": PLAN_DT, "command": COMMANDS[index]},
+            "extra": {"plan_lidar_frame": lidar_waypoints}}
+
+
+def apply_caffe_img_norm(pipeline):
+    """Set every NormalizeMultiviewImage in a pipeline config (nested 'transforms' too) to the caffe-style norm."""
+    for step in pipeline:
+        if step.get("type") == "NormalizeMultiviewImage":
+            step.update({"mean": list(CAFFE_IMG_NORM["mean"]), "std": list(CAFFE_IMG_NORM["std"]),
+                         "to_rgb": CAFFE_IMG_NORM["to_rgb"]})
+        if "transforms" in step:
+            apply_caffe_img_norm(step["transforms"])
+    return pipeline
+
+
+def rebase_nuscenes_path(path, dataroot):
+    """Point an info-file path (``./data/nuscenes/samples/...``) at ``dataroot`` when it does not exist as is."""
+    if os.path.isabs(path) and os.path.exists(path):
+        return path
+    norm = path.replace("\\", "/")
+    for marker in ("samples/", "sweeps/"):
+        if norm.startswith(marker):
+            return os.path.join(dataroot, norm)
+        pos = norm.find("/" + marker)
+        if pos >= 0:
+            return os.path.join(dataroot, norm[pos + 1:])
+    return path
+
+
+def rebase_info_paths(info, dataroot):
+    """Rewrite the image / LiDAR / sweep paths of one info dict in place (what the repo's pipeline reads)."""
+    if "lidar_path" in info:
+        info["lidar_path"] = rebase_nuscenes_path(info["lidar_path"], dataroot)
+    for cam in (info.get("cams") or {}).values():
+        cam["data_path"] = rebase_nuscenes_path(cam["data_path"], dataroot)
+    for sweep in info.get("sweeps") or []:
+        if "data_path" in sweep:
+            sweep["data_path"] = rebase_nuscenes_path(sweep["data_path"], dataroot)
+    return info
+
+
+def needs_state_reset(previous, sample):
+    """True when temporal state must be dropped: new scene, or not the next sample of the same scene."""
+    if previous is None:
+        return True
+    return (previous.get("scene_token") != sample.get("scene_token")
+            or previous.get("index_in_scene", -2) + 1 != sample.get("index_in_scene"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Adapter (runs inside the VAD env)
+# ---------------------------------------------------------------------------------------------------
+
+def import_plugin(cfg, repo):
+    """Import the repo's plugin package the way tools/test.py does (registries fill on import)."""
+    import importlib
+
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    if not cfg.get("plugin", False):
+        return None
+    plugin_dir = cfg.get("plugin_dir", None)
+    if plugin_dir is None:
+        raise ValueError("config sets plugin = True but no plugin_dir")
+    module = os.path.dirname(plugin_dir.rstrip("/") + "/").replace("/", ".")
+    return importlib.import_module(module)
+
+
+def collate_to_device(item, device):
+    """collate + scatter of one pipeline output, as MMDataParallel does for one GPU (or the CPU)."""
+    from mmcv.parallel import collate, scatter
+
+    data = collate([item], samples_per_gpu=1)
+    target = [-1]
+    if str(device).startswith("cuda"):
+        import torch
+        target = [torch.device(device).index or 0]
+    return scatter(data, target)[0]
+
+
+class Adapter(object):
+    """VAD behind the harness protocol: load, prepare, forward, convert."""
+
+    name = "VAD"
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.options = dict(DEFAULTS)
+        self.options.update(settings.get("options") or {})
+        self.device = settings.get("device") or "cuda:0"
+        self.model = None
+        self.dataset = None
+        self.index = {}
+        self.class_names = CLASS_NAMES
+        self.map_classes = MAP_CLASSES
+        self.previous = None
+
+    def _path_in_repo(self, path):
+        return path if os.path.isabs(path) else os.path.join(self.settings["repo"], path)
+
+    def load(self):
+        from mmcv import Config
+        from mmcv.runner import load_checkpoint, wrap_fp16_model
+        from mmdet3d.datasets import build_dataset
+
+        repo = self.settings.get("repo")
+        if not repo or not os.path.isdir(repo):
+            raise RuntimeError("settings['repo'] must be the VAD checkout, got %r" % (repo,))
+        if not self.settings.get("checkpoint"):
+            raise RuntimeError("settings['checkpoint'] is required (model.toml [checkpoint])")
+        cfg = Config.fromfile(self._path_in_repo(self.settings.get("config") or DEFAULT_CONFIG))
+        import_plugin(cfg, repo)
+        from mmdet3d.models import build_model  # after the plugin import: VAD registers into these registries
+
+        dataroot = self.settings["dataroot"]
+        test = cfg.data.test
+        test.test_mode = True
+        test.pop("samples_per_gpu", None)
+        test.data_root = dataroot.rstrip("/") + "/"
+        test.ann_file = self.options["info_file"] or os.path.join(dataroot, DEFAULT_INFO_FILE)
+        test.map_ann_file = self.options["map_ann_file"] or os.path.join(dataroot, "nuscenes_map_anns_val.json")
+        if self.options["caffe_img_norm"]:
+            apply_caffe_img_norm(test.pipeline)
+        self.class_names = tuple(cfg.get("class_names", CLASS_NAMES))
+        self.map_classes = tuple(cfg.get("map_classes", MAP_CLASSES))
+        self.dataset = build_dataset(test)
+        for info in self.dataset.data_infos:
+            rebase_info_paths(info, dataroot)
+        self.index = {info["token"]: i for i, info in enumerate(self.dataset.data_infos)}
+
+        cfg.model.pretrained = None
+        cfg.model.train_cfg = None
+        model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
+        if cfg.get("fp16", None) is not None:
+            wrap_fp16_model(model)
+        load_checkpoint(model, self.settings["checkpoint"], map_location="cpu")
+        self.model = model.to(self.device).eval()
+
+    def prepare(self, sample):
+        idx = self.index.get(sample["token"])
+        if idx is None:
+            raise KeyError("sample %s is not in the VAD info file (%d samples)" % (sample["token"], len(self.index)))
+        data = collate_to_device(self.dataset[idx], self.device)
+        return {"data": data, "info": self.dataset.data_infos[idx], "reset": needs_state_reset(self.previous, sample),
+                "sample": sample}
+
+    def forward(self, inputs):
+        import torch
+
+        state = getattr(self.model, "prev_frame_info", None)
+        if inputs["reset"] and state is not None:
+            # forward_test resets only on a scene change; a skipped sample must not reuse prev_bev either.
+            state["prev_bev"] = None
+            state["scene_token"] = None
+        self.previous = inputs["sample"]
+        with torch.no_grad():
+            result = self.model(return_loss=False, rescale=True, **inputs["data"])
+        return {"result": result[0]["pts_bbox"], "info": inputs["info"]}
+
+    def convert(self, raw, sample):
+        info = raw["info"]
+        return convert_vad_outputs(raw["result"], sample["token"], info["lidar2ego_rotation"],
+                                   info["lidar2ego_translation"], info["ego2global_rotation"],
+                                   info["ego2global_translation"], class_names=self.class_names,
+                                   map_classes=self.map_classes,
+                                   det_score_threshold=float(self.options["det_score_threshold"]),
+                                   map_score_threshold=float(self.options["map_score_threshold"]),
+                                   command=self.options["command"], model=self.name)
+
+
+if __name__ == "__main__":
+    import runpy
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.exit(runpy.run_path(os.path.join(_here, "..", "..", "onlinemap", "harness", "standalone.py"))["main"](Adapter))

@@ -1,0 +1,174 @@
+"""envs/VAD/demo.py: conversion of VAD's raw per-sample result into the standard prediction.
+
+Inputs are shaped as ``VAD.simple_test_pts`` returns them under 'pts_bbox' (CPU tensors): boxes_3d as
+the (N, 9) tensor of a mmdet3d-0.17 LiDARInstance3DBoxes (bottom centre, w l h, yaw, vx vy),
+scores_3d / labels_3d (N,), trajs_3d (N, 72), map_* (M, 4) / (M,) / (M, 20, 2), ego_fut_preds
+(3, 6, 2) per-step offsets, ego_fut_cmd one-hot with batch dims (1, 1, 1, 3). No mmcv/mmdet3d needed.
+"""
+import ast
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+torch = pytest.importorskip("torch")
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "envs" / "VAD" / "demo.py"
+SCHEMA = json.loads((ROOT / "onlinemap" / "schemas" / "prediction.schema.json").read_text())
+STDLIB_OK = {"math", "os", "sys", "json", "runpy"}
+
+# LiDAR x -> car's right, y -> forward (lidar2ego = -90 deg about z); ego heads +90 deg in the world.
+LIDAR2EGO_ROT = [math.cos(-math.pi / 4), 0.0, 0.0, math.sin(-math.pi / 4)]
+LIDAR2EGO_T = [0.9, 0.0, 1.8]
+EGO2GLOBAL_ROT = [math.cos(math.pi / 4), 0.0, 0.0, math.sin(math.pi / 4)]
+EGO2GLOBAL_T = [100.0, 200.0, 0.0]
+TOKEN = "b" * 32
+
+
+@pytest.fixture(scope="module")
+def demo():
+    spec = importlib.util.spec_from_file_location("_test_vad_demo", DEMO)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def flat(points):
+    return [v for p in points for v in p]
+
+
+def raw_result(boxes=None, scores=None, labels=None, cmd=(0.0, 0.0, 1.0), plan=None, n_map=50):
+    g = torch.Generator().manual_seed(1)
+    if boxes is None:
+        n = 100
+        boxes = torch.cat([(torch.rand(n, 2, generator=g) - 0.5) * torch.tensor([30.0, 60.0]),
+                           torch.full((n, 1), -1.5), 1.0 + torch.rand(n, 3, generator=g) * 3,
+                           (torch.rand(n, 1, generator=g) - 0.5) * 6.28, torch.randn(n, 2, generator=g)], dim=1)
+        scores = torch.rand(n, generator=g).sort(descending=True)[0]
+        labels = torch.arange(n) % 10
+    if plan is None:
+        plan = torch.randn(3, 6, 2, generator=g)
+    return {"boxes_3d": boxes, "scores_3d": scores, "labels_3d": labels,
+            "trajs_3d": torch.randn(len(scores), 6 * 6 * 2, generator=g),
+            "map_boxes_3d": torch.rand(n_map, 4, generator=g),
+            "map_scores_3d": torch.rand(n_map, generator=g).sort(descending=True)[0],
+            "map_labels_3d": torch.arange(n_map) % 3,
+            "map_pts_3d": (torch.rand(n_map, 20, 2, generator=g) - 0.5) * torch.tensor([30.0, 60.0]),
+            "ego_fut_preds": plan, "ego_fut_cmd": torch.tensor(cmd).reshape(1, 1, 1, 3)}
+
+
+def convert(demo, result, **kw):
+    return demo.convert_vad_outputs({"pts_bbox": result, "metric_results": {}}, TOKEN, LIDAR2EGO_ROT, LIDAR2EGO_T,
+                                    EGO2GLOBAL_ROT, EGO2GLOBAL_T, **kw)
+
+
+def test_demo_parses_as_python37_and_imports_stdlib_only():
+    tree = ast.parse(DEMO.read_text(), feature_version=(3, 7))
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            assert {a.name.split(".")[0] for a in node.names} <= STDLIB_OK
+        elif isinstance(node, ast.ImportFrom):
+            assert node.module.split(".")[0] in STDLIB_OK
+
+
+def test_box_lands_at_expected_global_pose(demo):
+    # LiDAR box: bottom centre (2, 10, -1.5), w 2 l 4 h 1.6, mmdet3d-0.17 yaw -pi/2 (nuScenes yaw 0 in the
+    # LiDAR frame: heading +x_lidar = the car's right), velocity 1 m/s along +x_lidar.
+    boxes = torch.tensor([[2.0, 10.0, -1.5, 2.0, 4.0, 1.6, -math.pi / 2, 1.0, 0.0]])
+    pred = convert(demo, raw_result(boxes, torch.tensor([0.9]), torch.tensor([0])))
+    (det,) = pred["detections_3d"]
+    # gravity centre (2, 10, -0.7) -> ego (10.9, -2, 1.1) -> global R(+90)(10.9, -2, 1.1) + (100, 200, 0)
+    assert det["center"] == pytest.approx([102.0, 210.9, 1.1], abs=1e-5)
+    assert det["size"] == pytest.approx([2.0, 4.0, 1.6])          # nuScenes wlh, kept as stored
+    assert det["yaw"] == pytest.approx(0.0, abs=1e-5)             # right of a car heading +y_world = +x_world
+    assert det["velocity"] == pytest.approx([1.0, 0.0], abs=1e-5)
+    assert det["label"] == "car" and det["frame"] == "global"
+    assert det["attribute"] == "vehicle.moving"
+
+
+def test_yaw_convention_quarter_turns(demo):
+    # mmdet3d-0.17 yaw 0 -> nuScenes yaw -pi/2 in the LiDAR frame (heading -y_lidar = backwards):
+    # ego heading pi, global heading pi + pi/2 = -pi/2.
+    boxes = torch.tensor([[0.0, 5.0, -1.0, 1.0, 2.0, 1.0, 0.0, 0.0, 0.0]])
+    (det,) = convert(demo, raw_result(boxes, torch.tensor([0.5]), torch.tensor([8])))["detections_3d"]
+    assert math.cos(det["yaw"]) == pytest.approx(0.0, abs=1e-5) and math.sin(det["yaw"]) == pytest.approx(-1.0)
+    assert det["label"] == "pedestrian" and det["attribute"] == "pedestrian.standing"
+
+
+def test_class_range_and_score_filters(demo):
+    boxes = torch.tensor([[20.0, 0.0, -1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],    # ego y = -20: outside |y| <= 15
+                          [0.0, 35.0, -1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],    # ego x = 35.9: outside |x| <= 30
+                          [0.0, 5.0, -1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],     # score 0.1 < 0.2
+                          [1.0, 5.0, -1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])    # kept
+    pred = convert(demo, raw_result(boxes, torch.tensor([0.9, 0.9, 0.1, 0.3]), torch.tensor([0, 1, 2, 9])))
+    assert [d["label"] for d in pred["detections_3d"]] == ["traffic_cone"]
+    assert pred["detections_3d"][0]["attribute"] is None
+
+
+def test_map_vectors_in_ego_frame_with_labels(demo):
+    result = raw_result(n_map=2)
+    result["map_pts_3d"] = torch.tensor([[[0.0, 10.0], [3.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]]])
+    result["map_labels_3d"] = torch.tensor([1, 2])
+    pred = convert(demo, result)
+    assert [e["label"] for e in pred["map_elements"]] == ["ped_crossing", "boundary"]
+    assert flat(pred["map_elements"][0]["points"]) == pytest.approx([10.9, 0.0, 0.9, -3.0], abs=1e-5)
+
+
+def test_plan_cumsum_and_command_choice(demo):
+    plan = torch.zeros(3, 6, 2)
+    plan[0] = torch.tensor([0.5, 1.0])     # mode 0 = turn right: drifts +x_lidar (the car's right)
+    plan[1] = torch.tensor([-0.5, 1.0])    # mode 1 = turn left
+    plan[2] = torch.tensor([0.0, 2.0])     # mode 2 = go straight: 2 m forward per 0.5 s
+    straight = convert(demo, raw_result(plan=plan, cmd=(0.0, 0.0, 1.0)))["plan"]
+    assert straight["command"] == "go_straight" and straight["dt"] == 0.5
+    assert flat(straight["waypoints"]) == pytest.approx(flat([[2.0 * k, 0.0] for k in range(1, 7)]), abs=1e-5)
+    right = convert(demo, raw_result(plan=plan, cmd=(1.0, 0.0, 0.0)))["plan"]
+    assert right["command"] == "turn_right"
+    assert flat(right["waypoints"]) == pytest.approx(flat([[1.0 * k, -0.5 * k] for k in range(1, 7)]), abs=1e-5)
+    left = convert(demo, raw_result(plan=plan, cmd=(1.0, 0.0, 0.0)), command="turn_left")["plan"]
+    assert left["command"] == "turn_left" and left["waypoints"][-1] == pytest.approx([6.0, 3.0])
+
+
+def test_full_raw_output_validates(demo):
+    result = raw_result()
+    pred = convert(demo, result)
+    jsonschema.validate(pred, SCHEMA)
+    assert len(pred["map_elements"]) == 50 and len(pred["plan"]["waypoints"]) == 6
+    assert 0 < len(pred["detections_3d"]) < 100
+    assert all(d["score"] >= 0.2 for d in pred["detections_3d"])
+    json.dumps(pred)
+    numpy_result = {k: v.numpy() for k, v in result.items()}
+    assert convert(demo, numpy_result) == pred
+
+
+def test_boxes_object_with_tensor_attribute(demo):
+    class FakeLiDARBoxes(object):   # stands in for mmdet3d's LiDARInstance3DBoxes: only .tensor is read
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+    result = raw_result()
+    pred = convert(demo, dict(result, boxes_3d=FakeLiDARBoxes(result["boxes_3d"])))
+    assert pred == convert(demo, result)
+
+
+def test_caffe_img_norm_reaches_nested_transforms(demo):
+    pipeline = [{"type": "LoadMultiViewImageFromFiles"},
+                {"type": "NormalizeMultiviewImage", "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
+                 "to_rgb": True},
+                {"type": "MultiScaleFlipAug3D", "transforms": [{"type": "NormalizeMultiviewImage", "mean": [0, 0, 0],
+                                                                "std": [1, 1, 1], "to_rgb": True}]}]
+    demo.apply_caffe_img_norm(pipeline)
+    for step in (pipeline[1], pipeline[2]["transforms"][0]):
+        assert step["mean"] == [103.530, 116.280, 123.675] and step["std"] == [1.0, 1.0, 1.0] and not step["to_rgb"]
+
+
+def test_state_reset_rules(demo):
+    a0 = {"scene_token": "s1", "index_in_scene": 0}
+    a1 = {"scene_token": "s1", "index_in_scene": 1}
+    assert demo.needs_state_reset(None, a0) and not demo.needs_state_reset(a0, a1)
+    assert demo.needs_state_reset(a0, {"scene_token": "s1", "index_in_scene": 2})
+    assert demo.needs_state_reset(a1, {"scene_token": "s2", "index_in_scene": 0})
