@@ -66,7 +66,7 @@ def harness_run(n: int, warmup: int, telemetry: bool) -> dict:
     ends = [r["t"] for r in rows if not r["warmup"]]
     cadence = (ends[-1] - ends[0]) / (len(ends) - 1) * 1000
     return {"cadence_ms": cadence, "forward_p50_ms": out.record.summary["latency_ms"]["forward"]["p50"],
-            "sampler_cpu_pct": (out.record.summary["memory"] or {}).get("sampler_cpu_pct")}
+            "sampler_cpu_pct": (out.record.summary.get("telemetry") or {}).get("sampler_cpu_pct")}
 
 
 def persistent_vs_per_process(count: int) -> dict:

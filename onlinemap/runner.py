@@ -161,9 +161,20 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     from onlinemap.telemetry.hostinfo import host_record
     from onlinemap.telemetry.nvml import gpu_info, preflight
 
-    gpu = gpu_info(device)
+    child_env = _child_env(device)
+    gpu = gpu_info(device, env=child_env)
+    if device.startswith("cuda") and gpu.get("available") is False and "pynvml" not in str(gpu.get("reason")):
+        from onlinemap.errors import MissingPrerequisiteError
+
+        raise MissingPrerequisiteError(f"{device} requested but no usable NVIDIA GPU is visible ({gpu.get('reason')})",
+                                       "run with --device cpu, or on a machine with a GPU and its driver")
+    sampler = None
+    if settings.telemetry:
+        from onlinemap.telemetry.sampler import TelemetrySampler
+
+        sampler = TelemetrySampler(device=device, period_s=settings.telemetry_period_s, env=child_env)
     if settings.telemetry and device.startswith("cuda"):
-        busy = preflight(device, threshold_mb=settings.busy_gpu_mb)
+        busy = preflight(device, threshold_mb=settings.busy_gpu_mb, env=child_env)
         if busy.get("busy"):
             msg = (f"{device} already holds {busy.get('used_mb')} MiB before launch (threshold "
                    f"{settings.busy_gpu_mb:g} MiB): another job would skew the figures")
@@ -215,12 +226,9 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         host=host_record(), gpu=gpu, tags=dict(settings.tags))
     save_run(run_dir, record)
 
-    sampler = None
-    if settings.telemetry:
-        from onlinemap.telemetry.sampler import TelemetrySampler
-
-        sampler = TelemetrySampler(device=device, period_s=settings.telemetry_period_s,
-                                   csv_path=files[rs.TELEMETRY_FILE] if settings.telemetry_csv else None)
+    if sampler is not None:
+        if settings.telemetry_csv:
+            sampler.csv_path = files[rs.TELEMETRY_FILE]
         sampler.take_baseline()
     follower = _SampleFollower(files[rs.SAMPLES_FILE], progress)
     argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
@@ -230,7 +238,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     telemetry_record = None
     try:
         outcome = run_supervised(
-            argv, env=_child_env(device), cwd=run_dir, log_path=files[rs.LOG_FILE], echo=settings.echo,
+            argv, env=child_env, cwd=run_dir, log_path=files[rs.LOG_FILE], echo=settings.echo,
             timeout_s=settings.timeout_s, inactivity_s=settings.inactivity_s,
             activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
             on_start=(lambda pid: sampler.start(root_pid=pid)) if sampler else None, on_tick=follower.poll)

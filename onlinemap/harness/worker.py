@@ -138,11 +138,13 @@ def run(job):
         threading.Thread(target=_watch_parent, args=(int(job["parent_pid"]), stop), daemon=True).start()
 
     def fail(stage, exc, **extra):
+        tb = traceback.format_exc() if sys.exc_info()[0] is not None else None
         rec = {"event": events.ERROR, "stage": stage, "type": type(exc).__name__, "message": str(exc)[:2000],
-               "traceback": traceback.format_exc()[-8000:], "t": time.time()}
+               "traceback": tb[-8000:] if tb else None, "t": time.time()}
         rec.update(extra)
         ev.write(rec)
-        traceback.print_exc()
+        sys.stderr.write(tb if tb else "onlinemap worker: %s failed: %s\n" % (stage, exc))
+        sys.stderr.flush()
         return events.EXIT_ERROR
 
     t0 = time.perf_counter()

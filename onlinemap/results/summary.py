@@ -14,6 +14,10 @@ from onlinemap.results import schema as rs
 
 __all__ = ["summarize_run", "TIMED_FIELDS"]
 
+# the telemetry figures lifted into summary.memory (the whole record stays in summary.telemetry)
+MEMORY_FROM_TELEMETRY = ("nvml_device_used_peak_mb", "nvml_device_baseline_mb", "nvml_device_delta_peak_mb",
+                         "nvml_device_reason", "nvml_process_used_peak_mb", "nvml_process_reason", "host_rss_peak_mb",
+                         "host_cpu_time_s", "host_reason")
 TIMED_FIELDS = {"forward": "forward_ms", "data": "data_ms", "convert": "convert_ms", "total": "total_ms",
                 "forward_cuda": "forward_cuda_ms"}
 
@@ -60,11 +64,12 @@ def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None) -> tup
     memory = {"torch_max_allocated_mb": torch_mem.get("torch_max_allocated_mb"),
               "torch_max_reserved_mb": torch_mem.get("torch_max_reserved_mb"),
               "torch_reason": torch_mem.get("reason"), "model_alloc_mb": loaded.get("model_alloc_mb")}
-    if telemetry:
-        memory.update({k: v for k, v in telemetry.items()})
-    else:
-        memory.update(nvml_device_delta_peak_mb=None, nvml_process_used_peak_mb=None, host_rss_peak_mb=None,
-                      nvml_device_reason="telemetry off", nvml_process_reason="telemetry off")
+    tel = telemetry or {}
+    off = None if telemetry else "telemetry off"
+    for key in MEMORY_FROM_TELEMETRY:
+        memory[key] = tel.get(key)
+        if key.endswith("_reason") and off:
+            memory[key] = off
     predictions = _validate_predictions(run_dir, [s.get("sample_token") for s in samples])
     summary = {
         "samples": {"measured": len(measured), "warmup": len(samples) - len(measured), "ok": len(samples),
@@ -76,6 +81,7 @@ def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None) -> tup
         "first_call_ms": first.get("forward_ms") if first else None,
         "wall_s": finished.get("wall_s"),
         "memory": memory,
+        "telemetry": telemetry or {"reason": "telemetry off"},
         "predictions": predictions,
     }
     return summary, predictions["invalid"]

@@ -158,3 +158,16 @@ def test_models_lists_readiness(om_home):
     assert ref["installed"] and ref["ready"] and ref["env_kind"] == "host"
     table = run_cli("models", check=True).stdout
     assert "reference" in table and "ready" in table
+
+
+def test_cuda_without_a_gpu_is_refused_before_launch(om_home):
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+    except ImportError:
+        pass
+    proc = run_cli("test", "--model", "reference", "--device", "cuda:0")
+    assert proc.returncode == 3 and "no usable NVIDIA GPU" in proc.stderr
+    assert not (om_home / "results").exists() or not any((om_home / "results").iterdir())

@@ -1,0 +1,461 @@
+"""The driver-side sampler: NVML device/process memory, utilisation, power and host RSS of a run.
+
+Design note. One :class:`TelemetrySampler` per model process. The runner takes the device baseline
+*before* launching the model (so the delta includes the CUDA context the model creates), starts the
+sampler on the launched pid, and stops it when the process ends, times out or is interrupted::
+
+    sampler = TelemetrySampler(device="cuda:0", period_s=0.02, csv_path=run_dir / "telemetry.csv",
+                               env=child_env)
+    sampler.take_baseline()
+    proc = launch(...)
+    sampler.start(root_pid=proc.pid)
+    ...
+    record = sampler.stop()      # idempotent; a plain JSON-ready dict with RECORD_KEYS
+
+A daemon thread ticks every ``period_s`` (default 20 ms). Each tick reads NVML device memory (v2
+struct), the device's process list, utilisation and power; every ``host_every``-th tick (default 5,
+i.e. every 100 ms) it also walks the process tree with psutil, which costs more (it reads every
+``/proc/<pid>/stat`` to find children). The tree's pids from the last host walk are the ones looked
+up in NVML's process list.
+
+Attribution rules, never a fake zero (STYLE habit 6): a figure that was not measured is None and
+the ``*_reason`` beside it says why. In particular NVML per-process memory is reported only when
+one of the tree's pids really appears in NVML's list with a non-zero value; containers with their
+own PID namespace get host pids from the driver ("pid not visible"), newer drivers there give our
+pid with no or zero memory ("not available"; HAMi-core #112). Device-level memory does not depend on
+pids and is right in containers, but counts every process on the GPU: the runner's pre-flight
+check (:func:`onlinemap.telemetry.nvml.preflight`) warns when the GPU was not idle.
+
+A sampler this coarse misses peaks shorter than a period: torch's ``max_memory_*`` (recorded in
+the model process) are the exact peaks; these NVML figures add what torch cannot see (the CUDA
+context, other allocators).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from onlinemap.telemetry.nvml import MIB, REASON_CPU, NvmlCallError, load_nvml, parse_device, \
+    resolve_device
+
+__all__ = [
+    "TelemetrySampler", "TelemetryRecord", "RECORD_KEYS", "CSV_HEADER",
+    "DEFAULT_PERIOD_S", "DEFAULT_HOST_EVERY",
+    "REASON_PID_NOT_VISIBLE", "REASON_NOT_AVAILABLE", "REASON_NO_PROCESS_LISTED",
+    "REASON_NOT_STARTED", "REASON_NOT_SUPPORTED",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERIOD_S = 0.02
+DEFAULT_HOST_EVERY = 5
+
+#: NVML lists processes on the device, but none of them is in the model's process tree
+REASON_PID_NOT_VISIBLE = "pid not visible"
+#: one of our pids is listed, but NVML gives no memory figure for it (None, or 0)
+REASON_NOT_AVAILABLE = "not available"
+#: NVML listed no process at all on the device during the run
+REASON_NO_PROCESS_LISTED = "no process listed"
+REASON_NOT_STARTED = "sampler not started"
+REASON_NOT_SUPPORTED = "not supported"
+
+CSV_HEADER = ("t_s", "device_used_mb", "process_used_mb", "gpu_util_pct", "power_w", "host_rss_mb")
+
+
+@dataclass
+class TelemetryRecord:
+    """What one sampler measured. MiB and seconds; None figures have a ``*_reason`` beside them.
+
+    ``nvml_device_*`` share ``nvml_device_reason`` (for the baseline and the delta as well as the
+    peak); ``notes`` collects facts worth keeping that are not reasons (v1 struct, a negative delta,
+    a late baseline, a sampler error).
+    """
+
+    device: str
+    period_s: float
+    samples: int = 0
+    host_samples: int = 0
+    duration_s: float | None = None
+    gpu_uuid: str | None = None
+    nvml_memory_struct: str | None = None
+    nvml_device_used_peak_mb: float | None = None
+    nvml_device_baseline_mb: float | None = None
+    nvml_device_delta_peak_mb: float | None = None
+    nvml_device_reason: str | None = None
+    nvml_process_used_peak_mb: float | None = None
+    nvml_process_reason: str | None = None
+    gpu_util_peak_pct: float | None = None
+    gpu_util_reason: str | None = None
+    power_peak_w: float | None = None
+    power_reason: str | None = None
+    host_rss_peak_mb: float | None = None
+    host_cpu_time_s: float | None = None
+    host_reason: str | None = None
+    sampler_cpu_s: float | None = None
+    sampler_cpu_pct: float | None = None
+    notes: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: every key of the dict :meth:`TelemetrySampler.stop` returns, in order
+RECORD_KEYS = tuple(f.name for f in fields(TelemetryRecord))
+
+
+def _mb(nbytes: float | None) -> float | None:
+    return None if nbytes is None else round(nbytes / MIB, 2)
+
+
+def _cell(value: float | None, fmt: str = "%.2f") -> str:
+    return "" if value is None else fmt % value
+
+
+class _Channel:
+    """Peak of one optional NVML reading; switched off at its first error (keeps ticks cheap)."""
+
+    def __init__(self) -> None:
+        self.peak: float | None = None
+        self.count = 0
+        self.error: str | None = None
+
+    def read(self, fn: Any) -> float | None:
+        if self.error is not None:
+            return None
+        try:
+            value = float(fn())
+        except NvmlCallError as exc:
+            self.error = REASON_NOT_SUPPORTED if exc.not_supported else f"query failed: {exc}"
+            return None
+        self.count += 1
+        if self.peak is None or value > self.peak:
+            self.peak = value
+        return value
+
+    def reason(self, what: str, notes: list) -> str | None:
+        if self.peak is not None:
+            if self.error is not None:
+                notes.append(f"{what}: stopped after {self.count} samples ({self.error})")
+            return None
+        return self.error or "no sample taken"
+
+
+class TelemetrySampler:
+    """Samples GPU memory (NVML), utilisation, power and host RSS of one model process tree.
+
+    ``device``: "cpu" (GPU figures None with reason "device is cpu"), "cuda" or "cuda:N" as the
+    model process sees it. ``env``: the model process's environment, for ``CUDA_VISIBLE_DEVICES``
+    (default ``os.environ``). ``nvml``: an Nvml-like object (tests; NVML is then not shut down
+    here); by default NVML is loaded at :meth:`take_baseline` / :meth:`start` and shut down at
+    :meth:`stop`. ``host_every``: walk the process tree every N-th tick. ``csv_path``: also write
+    the series, one row per tick that read anything (header :data:`CSV_HEADER`, empty cells for
+    values not read in that tick; host RSS is only read every ``host_every``-th tick).
+    """
+
+    def __init__(self, device: str = "cpu", period_s: float = DEFAULT_PERIOD_S,
+                 csv_path: str | Path | None = None, *, nvml: Any = None,
+                 host_every: int = DEFAULT_HOST_EVERY, env: Mapping[str, str] | None = None):
+        if not period_s > 0:
+            raise ValueError(f"period_s must be > 0, got {period_s!r}")
+        if int(host_every) < 1:
+            raise ValueError(f"host_every must be >= 1, got {host_every!r}")
+        self._cuda_index = parse_device(device)  # UsageError on a malformed device, before launch
+        self.device = str(device)
+        self.period_s = float(period_s)
+        self.host_every = int(host_every)
+        self.csv_path = Path(csv_path) if csv_path is not None else None
+        self._env = env
+        self._nvml = nvml
+        self._owns_nvml = False
+        self._gpu_ready = False
+        self._gpu_reason: str | None = REASON_CPU if self._cuda_index is None else None
+        self._ref: Any = None
+        self._baseline: int | None = None
+        self._baseline_reason: str | None = None
+        self._notes: list[str] = []
+
+        # re-entrant: a signal handler calling stop() while this thread is inside start()
+        self._lock = threading.RLock()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._record: TelemetryRecord | None = None
+        self._t0 = 0.0
+        self._t_end: float | None = None
+        self._host: Any = None
+        self._host_reason: str | None = None
+        self._tree_pids: frozenset = frozenset()
+        self._csv_fh: Any = None
+        self._csv: Any = None
+
+        # written by the sampler thread only; read by stop() after join
+        self._ticks = 0
+        self._late_ticks = 0
+        self._sampler_cpu_s: float | None = None
+        self._fatal: str | None = None
+        self._mem_peak: int | None = None
+        self._mem_count = 0
+        self._mem_error: str | None = None
+        self._struct: str | None = None
+        self._proc_peak: int | None = None
+        self._proc_error: str | None = None
+        self._proc_any_listed = False
+        self._proc_found = False
+        self._proc_zero = False
+        self._util = _Channel()
+        self._power = _Channel()
+
+    # -- before launch ------------------------------------------------------------------------
+    def _ensure_gpu(self) -> None:
+        """Load NVML (unless given) and resolve the device, once; failures become _gpu_reason."""
+        if self._gpu_ready or self._gpu_reason is not None:
+            return
+        if self._nvml is None:
+            self._nvml, reason = load_nvml()
+            if self._nvml is None:
+                self._gpu_reason = reason
+                return
+            self._owns_nvml = True
+        try:
+            self._ref = resolve_device(self.device, self._nvml, self._env)
+        except Exception as exc:  # MissingPrerequisiteError, UsageError (MIG), NvmlCallError
+            self._gpu_reason = f"device not resolved: {exc}"
+            return
+        self._gpu_ready = True
+
+    def take_baseline(self) -> float | None:
+        """Read NVML device memory used before the model starts; returns it in MiB (or None)."""
+        self._ensure_gpu()
+        if not self._gpu_ready:
+            self._baseline_reason = self._gpu_reason
+            return None
+        try:
+            mem = self._nvml.memory_info(self._ref.handle)
+        except NvmlCallError as exc:
+            self._baseline, self._baseline_reason = None, f"baseline query failed: {exc}"
+            return None
+        self._baseline, self._baseline_reason = mem.used, None
+        self._struct = mem.struct
+        return _mb(mem.used)
+
+    # -- run ----------------------------------------------------------------------------------
+    def start(self, root_pid: int) -> None:
+        """Start sampling the process tree under ``root_pid`` in a daemon thread."""
+        with self._lock:
+            if self._thread is not None or self._record is not None:
+                raise RuntimeError("TelemetrySampler.start() called twice or after stop(); "
+                                   "use one sampler per run")
+            if self._baseline is None and self._baseline_reason is None:
+                self.take_baseline()
+                if self._baseline is not None:
+                    self._notes.append("baseline taken at start(), after launch: "
+                                       "the delta may miss memory the model took before that")
+            self._tree_pids = frozenset({int(root_pid)})
+            try:
+                from onlinemap.telemetry.host import ProcessTreeTracker
+
+                self._host = ProcessTreeTracker(root_pid)
+            except ImportError:
+                self._host_reason = "psutil not installed"
+            if self._stop_event.is_set():  # stop() ran from a signal handler during start()
+                return
+            if self.csv_path is not None:
+                self._open_csv()
+            self._t0 = time.monotonic()
+            self._thread = threading.Thread(target=self._run, name=f"telemetry-{self.device}",
+                                            daemon=True)
+            self._thread.start()
+
+    def _open_csv(self) -> None:
+        try:
+            self.csv_path.parent.mkdir(parents=True, exist_ok=True)
+            self._csv_fh = open(self.csv_path, "w", newline="", encoding="utf-8",
+                                buffering=1 << 16)
+            self._csv = csv.writer(self._csv_fh)
+            self._csv.writerow(CSV_HEADER)
+        except OSError as exc:  # telemetry must not kill a benchmark run
+            self._notes.append(f"telemetry CSV not written: {exc}")
+            self._csv_fh = self._csv = None
+
+    def _run(self) -> None:
+        cpu0 = time.thread_time()
+        next_t = self._t0
+        try:
+            while True:
+                self._tick(time.monotonic() - self._t0)
+                next_t += self.period_s
+                delay = next_t - time.monotonic()
+                if delay < 0:  # a slow tick: skip ahead rather than burst to catch up
+                    self._late_ticks += 1
+                    next_t = time.monotonic()
+                    delay = 0.0
+                if self._stop_event.wait(delay):
+                    break
+        except Exception as exc:  # never let the thread die silently: the record says why
+            self._fatal = f"sampler error after {self._ticks} ticks: {type(exc).__name__}: {exc}"
+            log.exception("telemetry sampler stopped")
+        finally:
+            self._t_end = time.monotonic()
+            self._sampler_cpu_s = time.thread_time() - cpu0
+
+    def _tick(self, t: float) -> None:
+        rss_mb = None
+        if self._host is not None and self._ticks % self.host_every == 0:
+            s = self._host.sample()
+            if s is not None:
+                rss_mb = s.rss_bytes / MIB
+                self._tree_pids = s.pids | {self._host.root_pid}
+        dev_mb = proc_mb = util = power = None
+        if self._gpu_ready:
+            nv, h = self._nvml, self._ref.handle
+            try:
+                mem = nv.memory_info(h)
+            except NvmlCallError as exc:
+                self._mem_error = str(exc)
+            else:
+                self._mem_count += 1
+                self._struct = mem.struct
+                dev_mb = mem.used / MIB
+                if self._mem_peak is None or mem.used > self._mem_peak:
+                    self._mem_peak = mem.used
+            proc_mb = self._sample_processes(nv, h)
+            util = self._util.read(lambda: nv.utilization_pct(h))
+            power = self._power.read(lambda: nv.power_w(h))
+        self._ticks += 1
+        if self._csv is not None and not (dev_mb is None and proc_mb is None and util is None
+                                          and power is None and rss_mb is None):
+            self._csv.writerow((_cell(t, "%.3f"), _cell(dev_mb), _cell(proc_mb),
+                                _cell(util, "%.0f"), _cell(power), _cell(rss_mb)))
+
+    def _sample_processes(self, nv: Any, h: Any) -> float | None:
+        """Sum of NVML per-process memory over our tree's pids, when really found (MiB)."""
+        if self._proc_error is not None:
+            return None
+        try:
+            procs = nv.running_processes(h)
+        except NvmlCallError as exc:
+            self._proc_error = REASON_NOT_SUPPORTED if exc.not_supported else f"query failed: {exc}"
+            return None
+        if procs:
+            self._proc_any_listed = True
+        ours = [p for p in procs if p.pid in self._tree_pids]
+        if not ours:
+            return None
+        self._proc_found = True
+        values = [p.used_bytes for p in ours if p.used_bytes]  # None and 0 are not figures
+        if any(p.used_bytes == 0 for p in ours):
+            self._proc_zero = True
+        if not values:
+            return None
+        total = sum(values)
+        if self._proc_peak is None or total > self._proc_peak:
+            self._proc_peak = total
+        return total / MIB
+
+    # -- after --------------------------------------------------------------------------------
+    def stop(self) -> dict:
+        """Stop sampling (idempotent, thread-safe), flush the CSV and return the record as a dict."""
+        with self._lock:
+            if self._record is None:
+                self._stop_event.set()
+                if self._thread is not None:
+                    self._thread.join(timeout=max(5.0, 10 * self.period_s))
+                    if self._thread.is_alive():
+                        self._notes.append("sampler thread did not stop within the join timeout")
+                if self._csv_fh is not None:
+                    try:
+                        self._csv_fh.close()
+                    except OSError as exc:
+                        self._notes.append(f"telemetry CSV not flushed: {exc}")
+                    self._csv_fh = self._csv = None
+                self._record = self._build_record()
+                if self._owns_nvml and self._nvml is not None:
+                    try:
+                        self._nvml.shutdown()
+                    except Exception as exc:
+                        log.debug("NVML shutdown failed: %s", exc)
+                    self._owns_nvml = False
+            return self._record.to_dict()
+
+    def _build_record(self) -> TelemetryRecord:
+        started = self._thread is not None
+        notes = list(self._notes)
+        rec = TelemetryRecord(device=self.device, period_s=self.period_s, samples=self._ticks,
+                              nvml_memory_struct=self._struct)
+        if self._ref is not None:
+            rec.gpu_uuid = self._ref.uuid
+        if started:
+            end = self._t_end if self._t_end is not None else time.monotonic()
+            rec.duration_s = round(end - self._t0, 4)
+            if self._sampler_cpu_s is not None:
+                rec.sampler_cpu_s = round(self._sampler_cpu_s, 6)
+                if rec.duration_s:
+                    rec.sampler_cpu_pct = round(100.0 * self._sampler_cpu_s / rec.duration_s, 3)
+        if self._fatal:
+            notes.append(self._fatal)
+        if self._late_ticks:
+            notes.append(f"{self._late_ticks} ticks ran later than period_s")
+
+        # NVML device memory: peak, baseline before launch, delta
+        gpu_reason = self._gpu_reason
+        if gpu_reason is None and not started:
+            gpu_reason = REASON_NOT_STARTED
+        if gpu_reason is not None:
+            rec.nvml_device_reason = rec.nvml_process_reason = gpu_reason
+            rec.gpu_util_reason = rec.power_reason = gpu_reason
+            if self._baseline is not None:
+                rec.nvml_device_baseline_mb = _mb(self._baseline)
+        else:
+            rec.nvml_device_used_peak_mb = _mb(self._mem_peak)
+            rec.nvml_device_baseline_mb = _mb(self._baseline)
+            if self._mem_peak is None:
+                rec.nvml_device_reason = (f"query failed: {self._mem_error}" if self._mem_error
+                                          else "no sample taken")
+            elif self._baseline is None:
+                rec.nvml_device_reason = self._baseline_reason or "baseline not taken"
+            else:
+                rec.nvml_device_delta_peak_mb = round(
+                    rec.nvml_device_used_peak_mb - rec.nvml_device_baseline_mb, 2)
+                if rec.nvml_device_delta_peak_mb < 0:
+                    notes.append("device memory fell below the baseline: another process freed "
+                                 "memory during the run; the delta is not the model's alone")
+            if self._mem_error and self._mem_peak is not None:
+                notes.append(f"some device memory samples failed: {self._mem_error}")
+            if self._struct == "v1":
+                notes.append("NVML v1 memory struct: 'used' includes driver-reserved memory")
+            rec.nvml_process_used_peak_mb, rec.nvml_process_reason = self._process_result(notes)
+            rec.gpu_util_peak_pct = self._util.peak
+            rec.gpu_util_reason = self._util.reason("gpu utilisation", notes)
+            rec.power_peak_w = self._power.peak
+            rec.power_reason = self._power.reason("power", notes)
+
+        # host process tree
+        if self._host is not None:
+            h = self._host.result()
+            rec.host_samples = h["samples"]
+            rec.host_rss_peak_mb = _mb(h["rss_peak_bytes"])
+            cpu = h["cpu_time_s"]
+            rec.host_cpu_time_s = None if cpu is None else round(cpu, 4)
+            rec.host_reason = h["reason"]
+        else:
+            rec.host_reason = self._host_reason or REASON_NOT_STARTED
+        rec.notes = notes
+        return rec
+
+    def _process_result(self, notes: list) -> tuple[float | None, str | None]:
+        if self._proc_peak is not None:
+            return _mb(self._proc_peak), None
+        if self._proc_found:
+            if self._proc_zero:
+                notes.append("NVML listed our pid with 0 MiB (driver in a container, "
+                             "HAMi-core #112): treated as not available")
+            return None, REASON_NOT_AVAILABLE
+        if self._proc_error is not None:
+            return None, self._proc_error
+        if self._proc_any_listed:
+            return None, REASON_PID_NOT_VISIBLE
+        return None, REASON_NO_PROCESS_LISTED if self._ticks else "no sample taken"

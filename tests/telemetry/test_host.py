@@ -1,0 +1,107 @@
+"""Tests for onlinemap.telemetry.host: peak RSS and CPU time of a real process tree.
+
+Nothing is faked: each test starts real child Pythons (a child that spawns a grandchild), as the
+runner's ``micromamba run`` -> python -> workers chain does.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from onlinemap.telemetry.host import ProcessTreeTracker
+
+from .fakenvml import wait_for
+
+psutil = pytest.importorskip("psutil")
+
+# child: starts a grandchild that allocates (and touches) ~100 MiB, then both sleep
+ALLOC_TREE = r"""
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c",
+    "import sys, time; x = b'\\x01' * (100 << 20); open(sys.argv[1], 'w').close(); time.sleep(30)",
+    sys.argv[1]])
+time.sleep(30)
+"""
+
+# child: starts a grandchild that burns ~0.4 s of CPU and exits; the child stays
+BURN_TREE = r"""
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c",
+    "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"]).wait()
+open(sys.argv[1], 'w').close()
+time.sleep(30)
+"""
+
+
+def start(tmp_path, code):
+    ready = tmp_path / "ready"
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ready)], start_new_session=True)
+    return proc, ready
+
+
+def kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def test_peak_rss_covers_the_grandchild(tmp_path):
+    proc, ready = start(tmp_path, ALLOC_TREE)
+    try:
+        tracker = ProcessTreeTracker(proc.pid)
+        first = tracker.sample()
+        assert first is not None and proc.pid in first.pids
+        wait_for(ready.exists, timeout=10)
+        last = tracker.sample()
+        assert len(last.pids) == 2  # child + grandchild
+        child_alone = psutil.Process(proc.pid).memory_info().rss
+    finally:
+        kill(proc)
+    res = tracker.result()
+    assert res["rss_peak_bytes"] >= 100 << 20
+    assert res["rss_peak_bytes"] > child_alone + (90 << 20)
+    assert res["reason"] is None and res["samples"] == 2
+
+
+def test_cpu_time_of_an_exited_grandchild_is_kept(tmp_path):
+    proc, ready = start(tmp_path, BURN_TREE)
+    try:
+        tracker = ProcessTreeTracker(proc.pid)
+        deadline = time.monotonic() + 10
+        while not ready.exists():  # sample while the grandchild burns, as the sampler would
+            tracker.sample()
+            time.sleep(0.02)
+            assert time.monotonic() < deadline
+        after = tracker.sample()
+        assert len(after.pids) == 1  # the grandchild is gone
+    finally:
+        kill(proc)
+    # the last look at the grandchild was at most one sampling interval before it ended
+    assert tracker.cpu_time_s >= 0.2
+
+
+def test_root_gone_before_first_sample(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    tracker = ProcessTreeTracker(proc.pid)
+    assert tracker.sample() is None
+    res = tracker.result()
+    assert res["rss_peak_bytes"] is None and res["cpu_time_s"] is None
+    assert res["reason"]
+
+
+def test_root_exiting_keeps_figures(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.3)"])
+    tracker = ProcessTreeTracker(proc.pid)
+    assert tracker.sample() is not None
+    proc.wait()
+    assert tracker.sample() is None  # reaped: nothing left to read
+    res = tracker.result()
+    assert res["rss_peak_bytes"] > 0 and res["reason"] is None and res["cpu_time_s"] is not None
