@@ -148,7 +148,10 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     from onlinemap.environments import resolve_environment
     from onlinemap.readiness import require_ready
 
+    from onlinemap.environments import check_gpu_arch
+
     device = check_device(settings.device)
+    check_gpu_arch(spec, device)
     if settings.timer not in ("wall", "cuda-events"):
         raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
     dataroot = Path(settings.dataroot) if settings.dataroot else paths.default_dataroot()

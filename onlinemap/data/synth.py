@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from onlinemap.data.synth_map import write_map_expansion
+
 __all__ = ["write_synthetic_nuscenes", "MINI_SCENES", "CAMERAS", "CATEGORY_OF_CLASS"]
 
 # devkit nuscenes/utils/splits.py: mini_val first, then mini_train
@@ -240,6 +242,7 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
     info = {"dataroot": str(root), "version": version, "scenes": scenes, "samples": n_samples,
             "annotations": n_anns, "seed": seed, "synthetic": True}
     (root / "SYNTHETIC.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    write_map_expansion(root, used_locations, seed)
     return info
 
 
