@@ -22,6 +22,11 @@ COMMANDS = {
     "bench": ("onlinemap.cli.bench", "bench", "Benchmark several models in turn, measured the same way."),
     "results": ("onlinemap.cli.results", "results", "List the runs on disk, newest first."),
     "data": ("onlinemap.cli.data", "data", "Datasets: write the synthetic nuScenes-format dataset."),
+    "nightly": ("onlinemap.cli.nightly", "nightly", "Run the nightly benchmark and flag regressions against history."),
+    "cron": ("onlinemap.cli.cron", "cron", "Install, remove or show the crontab line that runs the nightly job."),
+    "kernel": ("onlinemap.cli.kernel", "kernel", "Jupyter kernels per model env: install, list, remove."),
+    "sky": ("onlinemap.cli.sky", "sky", "SkyPilot: generate one task per model, merge returned results."),
+    "env": ("onlinemap.cli.env", "env", "Model environments: lock, create, list, remove."),
 }
 
 
