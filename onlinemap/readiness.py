@@ -74,7 +74,7 @@ def _check_weights(spec: ModelSpec) -> Check | None:
         return None
     if not path.is_file():
         return Check("weights", False, f"checkpoint {spec.checkpoint.file} not downloaded ({path})",
-                     f"onlinemap env create {spec.name}  (downloads and verifies the weights)")
+                     f"onlinemap env create {spec.name}")
     return Check("weights", True, f"{path}")
 
 
@@ -107,6 +107,9 @@ def require_ready(spec: ModelSpec, dataroot: Path | None = None) -> list[Check]:
     missing = [c for c in checks if not c.ok]
     if missing:
         steps = "; ".join(f"{c.step}: {c.detail}" for c in missing)
+        fixes = list(dict.fromkeys(c.fix for c in missing if c.fix))
         raise MissingPrerequisiteError(f"{spec.name} is not ready — {steps}",
-                                       " then ".join(dict.fromkeys(c.fix for c in missing if c.fix)))
+                                       " then ".join(fixes) + (" (creates the env, checks out the repo, builds the ops and "
+                                                               "fetches the weights; it skips what is already in place)"
+                                                               if any(f.startswith("onlinemap env create") for f in fixes) else ""))
     return checks
