@@ -14,19 +14,25 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["write_json_atomic", "read_json", "iter_jsonl", "JsonlWriter"]
+__all__ = ["write_json_atomic", "overwrite_json_in_place", "read_json", "iter_jsonl", "JsonlWriter"]
 
 log = logging.getLogger(__name__)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temp file + fsync + os.replace."""
+def write_json_atomic(path: Path, data: Any, *, pad_to: int = 0) -> None:
+    """Write ``data`` as JSON to ``path`` through a temp file + fsync + os.replace.
+
+    ``pad_to``: append whitespace up to that many bytes, reserving disk blocks that
+    :func:`overwrite_json_in_place` can reuse when the disk is full later.
+    """
     path = Path(path)
+    text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n"
+    if len(text) < pad_to:
+        text += " " * (pad_to - len(text) - 1) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=str, allow_nan=False)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -36,6 +42,27 @@ def write_json_atomic(path: Path, data: Any) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def overwrite_json_in_place(path: Path, data: Any) -> bool:
+    """Rewrite ``path`` in place within its current size (the disk-full fallback); False if it does not fit.
+
+    Not atomic: used only when the atomic write failed for lack of space, so that a final status
+    still reaches disk; the space was reserved by ``write_json_atomic(pad_to=…)``.
+    """
+    path = Path(path)
+    text = (json.dumps(data, indent=2, default=str, allow_nan=False) + "\n").encode()
+    try:
+        size = path.stat().st_size
+        if len(text) > size:
+            return False
+        with open(path, "r+b") as fh:
+            fh.write(text + b" " * (size - len(text) - 1) + b"\n" if size > len(text) else text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return True
+    except OSError:
+        return False
 
 
 def read_json(path: Path) -> Any:

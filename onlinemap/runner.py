@@ -285,11 +285,10 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
         record.status = "failed"
         record.exit_code = EXIT_FAILED
         if error_event is not None:
-            where = f" on sample {error_event.get('sample_token')}" if error_event.get("stage") == ev.STAGE_SAMPLE else ""
-            record.error = {"message": f"model {error_event.get('stage')} failed{where}: {error_event.get('type')}: "
-                                       f"{(error_event.get('message') or '').splitlines()[0][:300] if error_event.get('message') else ''}",
-                            "hint": f"see {run_dir / rs.LOG_FILE}", "stage": error_event.get("stage"),
-                            "traceback": error_event.get("traceback")}
+            record.error = _error_from_event(error_event, run_dir)
+        elif _disk_nearly_full(run_dir):
+            record.error = {"message": f"model process exited with code {outcome.returncode}: the disk holding "
+                                       f"{run_dir} is full", "hint": "free space (df -h) and re-run; finished samples are kept"}
         else:
             record.error = {"message": f"model process exited with code {outcome.returncode} before finishing",
                             "hint": f"see the end of {run_dir / rs.LOG_FILE}"}
@@ -306,3 +305,34 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
     else:
         record.status = "ok"
         record.exit_code = EXIT_OK
+
+
+_OOM_MARKERS = ("out of memory", "outofmemoryerror", "memoryerror", "cuda error: out of memory", "cannot allocate memory")
+
+
+def _error_from_event(event: dict, run_dir: Path) -> dict:
+    """One readable line (and a hint that fits the failure) from the worker's error event."""
+    stage = event.get("stage")
+    where = f" on sample {event.get('sample_token')}" if stage == ev.STAGE_SAMPLE else ""
+    text = (event.get("message") or "").strip()
+    first = text.splitlines()[0][:300] if text else ""
+    hint = f"see {run_dir / rs.LOG_FILE}"
+    blob = f"{event.get('type')} {text}".lower()
+    if any(marker in blob for marker in _OOM_MARKERS):
+        hint = ("the model ran out of memory: use a GPU with more memory, stop other jobs on it "
+                f"(nvidia-smi), or a smaller config; details in {run_dir / rs.LOG_FILE}")
+    elif "no space left" in blob or "errno 28" in blob:
+        hint = "the disk is full: free space (df -h) and re-run; every finished sample is kept"
+    elif stage == ev.STAGE_IMPORT:
+        hint = f"the adapter could not be imported; details in {run_dir / rs.LOG_FILE}"
+    return {"message": f"model {stage} failed{where}: {event.get('type')}: {first}", "hint": hint, "stage": stage,
+            "traceback": event.get("traceback")}
+
+
+def _disk_nearly_full(path: Path, margin_bytes: int = 64 * 1024 * 1024) -> bool:
+    import shutil
+
+    try:
+        return shutil.disk_usage(path).free < margin_bytes
+    except OSError:
+        return False

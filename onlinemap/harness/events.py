@@ -23,6 +23,7 @@ ERROR = "error"          # stage, type, message, traceback (the worker exits non
 STAGE_IMPORT = "import"
 STAGE_LOAD = "load"
 STAGE_SAMPLE = "sample"
+STAGE_WRITE = "write"      # writing a result line failed (disk full, unserialisable prediction)
 
 # per-sample fields (samples.jsonl)
 SAMPLE_FIELDS = ("index", "sample_token", "scene_token", "warmup", "ok", "data_ms", "forward_ms",
@@ -44,7 +45,8 @@ class JsonlWriter(object):
         self._fsync = fsync
 
     def write(self, obj):
-        self._fh.write(json.dumps(obj, default=str) + "\n")
+        # allow_nan=False: NaN/inf are not JSON; a model emitting them fails loudly instead of writing a broken file
+        self._fh.write(json.dumps(obj, default=str, allow_nan=False) + "\n")
         self._fh.flush()
         if self._fsync:
             os.fsync(self._fh.fileno())

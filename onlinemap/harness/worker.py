@@ -204,18 +204,22 @@ def run(job):
             d = time.perf_counter()
         except Exception as exc:
             samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
-                               "warmup": is_warmup, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc),
-                               "t": time.time()})
+                                   "warmup": is_warmup, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc),
+                                   "t": time.time()})
             ev.write(_memory_record(device, peaks_reset))
             return fail(events.STAGE_SAMPLE, exc, index=index, sample_token=sample["token"])
         # the prediction goes first: a sample line promises that its prediction is on disk
-        preds_out.write(pred)
-        samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
-                           "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
-                           "forward_ms": round(forward_ms, 4),
-                           "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
-                           "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
-                           "t": time.time()})
+        try:
+            preds_out.write(pred)
+            samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
+                               "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
+                               "forward_ms": round(forward_ms, 4),
+                               "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
+                               "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
+                               "t": time.time()})
+        except (OSError, TypeError, ValueError) as exc:
+            # disk full, or a prediction that is not JSON-serialisable
+            return fail(events.STAGE_WRITE, exc, index=index, sample_token=sample["token"])
         if not is_warmup:
             measured += 1
             if _should_stop(job, measured, measured_since):

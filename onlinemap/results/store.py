@@ -9,6 +9,7 @@ another host is left as ``running``, since we cannot see that host's processes.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import logging
 import os
 import secrets
@@ -19,7 +20,7 @@ from typing import Iterator
 
 from onlinemap import paths
 from onlinemap.errors import ResultsError
-from onlinemap.fileio import read_json, write_json_atomic
+from onlinemap.fileio import overwrite_json_in_place, read_json, write_json_atomic
 from onlinemap.results.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
 
 __all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "iter_runs", "effective_status", "find_run",
@@ -55,11 +56,20 @@ def new_run_dir(model: str, root: Path | None = None) -> tuple[str, Path]:
     raise ResultsError(f"could not create a unique run directory under {root}")
 
 
+#: bytes reserved by the first run.json write, so that the final status fits even on a full disk
+RUN_FILE_RESERVE = 256 * 1024
+
+
 def save_run(run_dir: Path, record: RunRecord) -> None:
-    """Write run.json atomically; a full disk becomes a one-line ResultsError."""
+    """Write run.json atomically; on a full disk fall back to the reserved space, else a one-line ResultsError."""
+    path = Path(run_dir) / RUN_FILE
+    data = record.to_dict()
     try:
-        write_json_atomic(Path(run_dir) / RUN_FILE, record.to_dict())
+        write_json_atomic(path, data, pad_to=RUN_FILE_RESERVE if record.status == "running" else 0)
     except OSError as exc:
+        if exc.errno == errno.ENOSPC and overwrite_json_in_place(path, data):
+            log.warning("disk full: %s rewritten in place (its reserved space)", path)
+            return
         raise ResultsError(f"cannot write {Path(run_dir) / RUN_FILE}: {exc.strerror or exc}",
                            "free disk space under ONLINEMAP_HOME (df -h) and re-run; finished samples are kept") from None
 
