@@ -6,9 +6,9 @@ at import time.
 """
 __version__ = "0.1.0"
 
-__all__ = ["models", "test", "bench", "results", "__version__"]
+__all__ = ["models", "test", "bench", "results", "evaluate", "compare", "report", "viz", "__version__"]
 
-_API = {"models", "test", "bench", "results", "model_status"}
+_API = {"models", "test", "bench", "results", "model_status", "evaluate", "compare", "report", "viz"}
 
 
 def __getattr__(name):

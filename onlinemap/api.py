@@ -15,7 +15,8 @@ from onlinemap.runner import (DEFAULT_INACTIVITY_S, DEFAULT_MIN_DURATION_S, DEFA
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["models", "model_status", "test", "bench", "results", "list_runs", "default_device", "BenchResult"]
+__all__ = ["models", "model_status", "test", "bench", "results", "list_runs", "default_device", "BenchResult",
+           "evaluate", "compare", "report", "viz"]
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +110,12 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
           telemetry_period_s: float | None = None, exclusive: bool = False, echo: bool = False,
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
-          tags: dict | None = None) -> BenchResult:
+          tags: dict | None = None, gpus: str | list[str] | None = None) -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
     Ctrl-C stops the model that is running (its finished samples are kept) and the bench itself.
+    ``gpus`` (``"all"``, ``"0,1"`` or a list of device strings): run the models in parallel, one
+    model process per device, each measured on its own device (scheduler.py); ``device`` is then unused.
     """
     from onlinemap.errors import MissingPrerequisiteError
     from onlinemap.registry import find_model
@@ -121,6 +124,30 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
 
     names = resolve_model_names(models)
     result = BenchResult()
+    if gpus is not None:
+        from onlinemap.scheduler import resolve_gpus, run_scheduled
+
+        devices = resolve_gpus(gpus)
+
+        def run_one(name, dev, on_run_dir):
+            settings = _settings("bench", samples=samples, warmup=warmup, dataroot=dataroot, version=version,
+                                 device=dev, sample_tokens=None, scenes=scenes, timeout_s=timeout_s,
+                                 inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
+                                 echo=echo, options=options, min_samples=min_samples,
+                                 min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags)
+            return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
+
+        runs, result.interrupted = run_scheduled(names, devices, run_one)
+        for r in runs:
+            if isinstance(r.error, MissingPrerequisiteError):
+                result.skipped.append((r.model, r.error.one_line()))
+            elif r.error is not None:
+                raise r.error
+            elif r.outcome is not None:
+                result.append(r.outcome)
+            else:
+                result.skipped.append((r.model, "not run: the bench was interrupted first"))
+        return result
     for name in names:
         spec = find_model(name)
         settings = _settings("bench", samples=samples, warmup=warmup, dataroot=dataroot, version=version,
@@ -181,7 +208,16 @@ def list_runs(*, model: str | None = None, results_root: Path | None = None) -> 
                      "nvml_device_delta_peak_mb": mem.get("nvml_device_delta_peak_mb"),
                      "host_rss_peak_mb": mem.get("host_rss_peak_mb"),
                      "error": (rec.error or {}).get("message"), "path": str(run_dir)})
+        rows[-1].update(_accuracy_columns(run_dir))
     return rows
+
+
+def _accuracy_columns(run_dir: Path) -> dict:
+    """det_mAP / det_NDS / map_mAP / plan_L2_3s from the run's metrics.json (None without one)."""
+    from onlinemap.report.compare import load_headline
+
+    head = load_headline(run_dir) or {}
+    return {k: head.get(k) for k in ("det_mAP", "det_NDS", "map_mAP", "plan_L2_3s")}
 
 
 def results(*, model: str | None = None, samples: bool = False, results_root: Path | None = None) -> "pandas.DataFrame":
@@ -191,3 +227,94 @@ def results(*, model: str | None = None, samples: bool = False, results_root: Pa
     if samples:
         return load_samples_frame(results_root, model=model)
     return load_runs_frame(results_root, model=model)
+
+
+def evaluate(run_ids: list[str] | None = None, *, latest: bool = False, models: str | list[str] | None = None,
+             dataroot: Path | str | None = None, version: str | None = None,
+             results_root: Path | None = None) -> list[dict]:
+    """Evaluate runs' accuracy (writes each run's metrics.json); one dict per run, in order.
+
+    Runs are ``run_ids`` (unique prefixes are enough) or, with ``latest``/``models``, the newest ok
+    run of each model. Each dict: ``run_id``, ``model``, ``path``, the headline numbers (``det_mAP``,
+    ``det_NDS``, ``map_mAP``, ``plan_L2_1s``… ``plan_collision_3s``), ``metrics`` (all of
+    metrics.json) and ``error`` (an OnlinemapError for a run that could not be evaluated, else
+    None: one bad run does not stop the others).
+    """
+    from onlinemap.errors import OnlinemapError
+    from onlinemap.evaluation.run import evaluate_run
+    from onlinemap.report.compare import headline_metrics, select_runs
+    from onlinemap.results.store import load_run
+
+    out = []
+    for run_dir in select_runs(run_ids, latest=latest, models=models, results_root=results_root):
+        rec = load_run(run_dir)
+        row = {"run_id": rec.run_id, "model": rec.model, "path": str(run_dir), "metrics": None, "error": None}
+        try:
+            row["metrics"] = evaluate_run(run_dir, dataroot=Path(dataroot) if dataroot else None, version=version)
+        except OnlinemapError as exc:
+            log.warning("cannot evaluate %s: %s", rec.run_id, exc.one_line())
+            row["error"] = exc
+        row.update(headline_metrics(row["metrics"]))
+        row["samples"] = (row["metrics"] or {}).get("samples")
+        out.append(row)
+    return out
+
+
+def compare(run_ids: list[str] | None = None, *, latest: bool = False, models: str | list[str] | None = None,
+            out: Path | str | None = None, write: bool = True, results_root: Path | None = None) -> dict:
+    """Compare runs side by side: one flat row per run (latency, memory, accuracy, env, GPU).
+
+    Runs are chosen as for :func:`evaluate`. With ``write`` (default), ``comparison_summary.json``
+    and ``comparison.csv`` go to ``out`` (default ``ONLINEMAP_HOME/reports/<timestamp>/``).
+    Returns ``{"rows": [...], "out_dir": Path | None, "files": {...}}``.
+    """
+    from onlinemap.report.compare import comparison_rows, default_report_dir, select_runs, write_comparison
+
+    rows = comparison_rows(select_runs(run_ids, latest=latest, models=models, results_root=results_root))
+    if not write:
+        return {"rows": rows, "out_dir": None, "files": {}}
+    out_dir = Path(out) if out else default_report_dir()
+    return {"rows": rows, "out_dir": out_dir, "files": write_comparison(rows, out_dir)}
+
+
+def report(run_ids: list[str] | None = None, *, models: str | list[str] | None = None, out: Path | str | None = None,
+           results_root: Path | None = None) -> dict:
+    """Write a report directory: summary.md, PNG figures, comparison_summary.json and comparison.csv.
+
+    Runs: ``run_ids``, else the newest ok run of each of ``models`` (default: every model).
+    ``out`` defaults to ``ONLINEMAP_HOME/reports/<timestamp>/``. Returns ``{"out_dir", "rows",
+    "files", "figures"}`` (``figures``: name -> ``{"path", "size_px", "axes", "labels"}`` or None
+    when there was nothing to draw).
+    """
+    from onlinemap.report.compare import default_report_dir, select_runs
+    from onlinemap.report.summary import write_report
+
+    run_dirs = select_runs(run_ids, latest=not run_ids, models=None if run_ids else (models or "all"),
+                           results_root=results_root)
+    out_dir = Path(out) if out else default_report_dir()
+    command = "onlinemap report " + (" ".join(Path(d).name for d in run_dirs))
+    return write_report(run_dirs, out_dir, results_root=results_root, command=command)
+
+
+def viz(run_ids: list[str] | None = None, *, latest: bool = False, models: str | list[str] | None = None,
+        sample: str | None = None, out: Path | str | None = None, dataroot: Path | str | None = None,
+        version: str | None = None, results_root: Path | None = None) -> dict:
+    """Bird's-eye-view PNG of one sample: each run's predictions over the GT, one panel per run.
+
+    ``sample`` defaults to the first measured sample of the first run; ``out`` to
+    ``ONLINEMAP_HOME/reports/viz-<sample>.png``. Returns ``{"path", "size_px", "axes", "labels", "counts"}``.
+    """
+    from onlinemap import paths
+    from onlinemap.errors import ResultsError
+    from onlinemap.fileio import iter_jsonl
+    from onlinemap.report.compare import select_runs
+    from onlinemap.report.viz import render_bev
+
+    run_dirs = select_runs(run_ids, latest=latest, models=models, results_root=results_root)
+    if not sample:
+        rows = [s for s in iter_jsonl(run_dirs[0] / "samples.jsonl") if s.get("sample_token")]
+        if not rows:
+            raise ResultsError(f"{run_dirs[0].name} has no samples", "pass sample=TOKEN (CLI: --sample)")
+        sample = next((s for s in rows if not s.get("warmup")), rows[0])["sample_token"]
+    out = Path(out) if out else paths.ensure_dir(paths.home() / "reports") / f"viz-{sample}.png"
+    return render_bev(run_dirs, sample, out, dataroot=Path(dataroot) if dataroot else None, version=version)

@@ -27,6 +27,12 @@ COMMANDS = {
     "kernel": ("onlinemap.cli.kernel", "kernel", "Jupyter kernels per model env: install, list, remove."),
     "sky": ("onlinemap.cli.sky", "sky", "SkyPilot: generate one task per model, merge returned results."),
     "env": ("onlinemap.cli.env", "env", "Model environments: lock, create, list, remove."),
+    "setup": ("onlinemap.cli.setup", "setup", "Set up this machine stage by stage (what ./runpod_setup.sh runs)."),
+    "doctor": ("onlinemap.cli.doctor", "doctor", "Replay every setup check without changing anything; a table."),
+    "eval": ("onlinemap.cli.eval", "eval_cmd", "Evaluate runs' accuracy (mAP/NDS, map mAP, planning L2); writes metrics.json."),
+    "compare": ("onlinemap.cli.compare", "compare", "Compare runs side by side: latency, memory, accuracy, env, GPU."),
+    "report": ("onlinemap.cli.report", "report", "Write a report: summary.md, PNG plots, comparison_summary.json."),
+    "viz": ("onlinemap.cli.viz", "viz", "Bird's-eye-view PNG of one sample's predictions over ground truth."),
 }
 
 

@@ -8,6 +8,11 @@ import click
 from onlinemap.cli.render import fmt_mb, fmt_ms, table
 
 
+def _acc(value) -> str:
+    """An accuracy column: 3 decimals, "-" when the run has no metrics.json (`onlinemap eval`)."""
+    return "-" if value is None else f"{value:.3f}"
+
+
 @click.command("results")
 @click.option("--model", "-m", default=None, help="only this model's runs")
 @click.option("--limit", type=int, default=30, show_default=True, help="rows to show (0 = all)")
@@ -30,8 +35,10 @@ def results(model, limit, as_json):
         click.echo("no runs yet: try `onlinemap test --model reference`")
         return
     click.echo(table([[r["run_id"], r["model"], r["kind"], r["status"], r["device"], r["measured"], fmt_ms(r["p50_ms"]),
-                       fmt_ms(r["p90_ms"]), fmt_mb(r["torch_max_allocated_mb"]), fmt_mb(r["host_rss_peak_mb"])]
+                       fmt_ms(r["p90_ms"]), fmt_mb(r["torch_max_allocated_mb"]), fmt_mb(r["host_rss_peak_mb"]),
+                       _acc(r.get("det_mAP")), _acc(r.get("det_NDS")), _acc(r.get("map_mAP"))]
                       for r in shown],
-                     ["run", "model", "kind", "status", "device", "n", "p50", "p90", "torch peak", "host RSS"]))
+                     ["run", "model", "kind", "status", "device", "n", "p50", "p90", "torch peak", "host RSS",
+                      "mAP", "NDS", "map mAP"]))
     if limit and len(rows) > limit:
         click.echo(f"({len(rows) - limit} older runs not shown; --limit 0 shows all)")

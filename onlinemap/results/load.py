@@ -26,7 +26,12 @@ def flatten(data: dict, prefix: str = "") -> dict:
     return out
 
 
-def load_runs_frame(root: Path | None = None, *, model: str | None = None) -> "pandas.DataFrame":
+def load_runs_frame(root: Path | None = None, *, model: str | None = None, cache: bool = True) -> "pandas.DataFrame":
+    """One row per run; ``cache=True`` re-reads only the runs that changed (results/cache.py)."""
+    if cache:
+        from onlinemap.results.cache import cached_runs_frame
+
+        return cached_runs_frame(root, model=model)
     import pandas as pd
 
     rows = []
@@ -41,7 +46,13 @@ def load_runs_frame(root: Path | None = None, *, model: str | None = None) -> "p
     return frame
 
 
-def load_samples_frame(root: Path | None = None, *, model: str | None = None) -> "pandas.DataFrame":
+def load_samples_frame(root: Path | None = None, *, model: str | None = None,
+                       cache: bool = True) -> "pandas.DataFrame":
+    """One row per sample; ``cache=True`` re-reads only the runs that changed (results/cache.py)."""
+    if cache:
+        from onlinemap.results.cache import cached_samples_frame
+
+        return cached_samples_frame(root, model=model)
     import pandas as pd
 
     frames = []

@@ -1,0 +1,31 @@
+"""``onlinemap report``: summary.md + PNG figures + comparison files for a set of runs."""
+from __future__ import annotations
+
+import click
+
+__all__ = ["report"]
+
+
+@click.command("report")
+@click.argument("run_ids", nargs=-1, metavar="[RUN_ID]...")
+@click.option("--models", "-m", default=None, help="without run ids: A,B or all [default: all]")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="report directory [default: ONLINEMAP_HOME/reports/<timestamp>]")
+def report(run_ids, models, out):
+    """Write a report: summary.md, latency/memory/accuracy PNGs, comparison_summary.json.
+
+    \b
+    onlinemap report                         the newest ok run of every model
+    onlinemap report RUN_ID RUN_ID --out r/  these runs
+    Run `onlinemap eval` first to get the accuracy-vs-latency figure.
+    """
+    from onlinemap import api
+
+    result = api.report(list(run_ids) or None, models=models, out=out)
+    click.echo(f"report of {len(result['rows'])} run(s) ({', '.join(sorted({r['model'] for r in result['rows']}))}) "
+               f"in {result['out_dir']}")
+    for name, path in result["files"].items():
+        click.echo(f"  {name:9s} {path}")
+    for name, fig in result["figures"].items():
+        if fig is None:
+            click.echo(f"  {name:9s} not drawn (see summary.md)")
