@@ -112,7 +112,7 @@ def _time_load(root: Path, samples: bool, cache: bool) -> tuple[float, int]:
     """Seconds for one load in a fresh interpreter (imports excluded), and the row count."""
     code = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); import pandas\n"
-        "from onlinemap.results.load import load_runs_frame, load_samples_frame\n"
+        "from onlinemap.runs.load import load_runs_frame, load_samples_frame\n"
         "from pathlib import Path\n"
         "f = load_samples_frame if sys.argv[3] == '1' else load_runs_frame\n"
         "t = time.perf_counter(); df = f(Path(sys.argv[2]), cache=sys.argv[4] == '1')\n"

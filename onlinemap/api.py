@@ -193,7 +193,7 @@ class _ProgressBar:
 
 def list_runs(*, model: str | None = None, results_root: Path | None = None) -> list[dict]:
     """Runs on disk, newest first: one flat dict per run with its effective status."""
-    from onlinemap.results.store import effective_status, iter_runs
+    from onlinemap.runs.store import effective_status, iter_runs
 
     rows = []
     for run_dir, rec in iter_runs(results_root, model=model):
@@ -222,7 +222,7 @@ def _accuracy_columns(run_dir: Path) -> dict:
 
 def results(*, model: str | None = None, samples: bool = False, results_root: Path | None = None) -> "pandas.DataFrame":
     """Every run on disk as a pandas DataFrame (dotted keys flattened); ``samples=True``: one row per sample."""
-    from onlinemap.results.load import load_runs_frame, load_samples_frame
+    from onlinemap.runs.load import load_runs_frame, load_samples_frame
 
     if samples:
         return load_samples_frame(results_root, model=model)
@@ -243,7 +243,7 @@ def evaluate(run_ids: list[str] | None = None, *, latest: bool = False, models: 
     from onlinemap.errors import OnlinemapError
     from onlinemap.evaluation.run import evaluate_run
     from onlinemap.report.compare import headline_metrics, select_runs
-    from onlinemap.results.store import load_run
+    from onlinemap.runs.store import load_run
 
     out = []
     for run_dir in select_runs(run_ids, latest=latest, models=models, results_root=results_root):

@@ -21,8 +21,8 @@ from onlinemap.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMI
 from onlinemap.fileio import iter_jsonl, write_json_atomic
 from onlinemap.harness import events as ev
 from onlinemap.registry.spec import ModelSpec
-from onlinemap.results import schema as rs
-from onlinemap.results.store import driver_identity, new_run_dir, save_run, utc_now
+from onlinemap.runs import schema as rs
+from onlinemap.runs.store import driver_identity, new_run_dir, save_run, utc_now
 
 __all__ = ["RunSettings", "RunOutcome", "run_model", "WORKER_PATH", "check_device"]
 
@@ -256,7 +256,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
 
 def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None) -> None:
     """Fill status, summary and error from the files the worker wrote and the process outcome."""
-    from onlinemap.results.summary import summarize_run
+    from onlinemap.runs.summary import summarize_run
 
     lifecycle = {}
     error_event = None

@@ -188,7 +188,7 @@ def run_scheduled(models: list[str], devices: list[str],
 
 def _mark_interrupted(item: ScheduledRun) -> None:
     """A run killed by the scheduler ends ``failed`` in its thread (the group died); record why."""
-    from onlinemap.results.store import save_run
+    from onlinemap.runs.store import save_run
 
     out = item.outcome
     if out is None or out.record.status == "interrupted":

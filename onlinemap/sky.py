@@ -102,7 +102,7 @@ def merge_results(sources: list[Path | str], *, dest: Path | None = None) -> Mer
     next to the destination and is renamed into place, so a reader never sees half a run.
     """
     from onlinemap.errors import ResultsError
-    from onlinemap.results.store import load_run
+    from onlinemap.runs.store import load_run
 
     dest = paths.ensure_dir(Path(dest) if dest else paths.results_dir())
     report = MergeReport()

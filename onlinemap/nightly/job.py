@@ -109,7 +109,7 @@ def _load_state(path: Path) -> dict:
 
 def _crashed_runs(results_root: Path | None) -> list[dict]:
     """Nightly runs whose driver died while they were ``running`` (store.effective_status says ``crashed``)."""
-    from onlinemap.results.store import effective_status, iter_runs
+    from onlinemap.runs.store import effective_status, iter_runs
 
     out = []
     for run_dir, rec in iter_runs(results_root):
@@ -210,7 +210,7 @@ def run_nightly(config: NightlyConfig, *, force: bool = False, night: str | None
             if entry.status == "interrupted":
                 result.interrupted = True
                 break
-        from onlinemap.results.load import load_runs_frame
+        from onlinemap.runs.load import load_runs_frame
 
         runs = load_runs_frame(results_root)
         for entry in result.models:

@@ -70,7 +70,7 @@ class NightlyLock:
     def acquire(self) -> "NightlyLock":
         import psutil
 
-        from onlinemap.results.store import utc_now
+        from onlinemap.runs.store import utc_now
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

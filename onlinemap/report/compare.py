@@ -81,7 +81,7 @@ def select_runs(run_ids: Sequence[str] | None = None, *, latest: bool = False,
 
     Raises UsageError when both or neither are given, ResultsError when nothing matches.
     """
-    from onlinemap.results.store import effective_status, find_run, iter_runs
+    from onlinemap.runs.store import effective_status, find_run, iter_runs
 
     if run_ids and (latest or models):
         raise UsageError("give run ids or --latest/--models, not both")
@@ -141,7 +141,7 @@ def load_headline(run_dir: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------- rows
 def comparison_row(run_dir: Path) -> dict:
     """One flat row for one run: identity, latency, the four memory numbers (+ reasons), accuracy, env, GPU."""
-    from onlinemap.results.store import effective_status, load_run
+    from onlinemap.runs.store import effective_status, load_run
 
     run_dir = Path(run_dir)
     rec = load_run(run_dir)

@@ -127,7 +127,7 @@ def write_report(run_dirs: Sequence[Path], out_dir: Path, *, results_root: Path 
     """
     from onlinemap.report import plots
     from onlinemap.report.compare import comparison_row, comparison_rows, forward_samples, write_comparison
-    from onlinemap.results.store import effective_status, iter_runs
+    from onlinemap.runs.store import effective_status, iter_runs
 
     out_dir = Path(out_dir)
     rows = comparison_rows(run_dirs)

@@ -4,7 +4,7 @@ Version 1 is the first; files without a version are pre-release records written 
 """
 from __future__ import annotations
 
-from onlinemap.results.schema import SCHEMA_VERSION
+from onlinemap.runs.schema import SCHEMA_VERSION
 
 __all__ = ["upgrade"]
 

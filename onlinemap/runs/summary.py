@@ -10,7 +10,7 @@ from pathlib import Path
 
 from onlinemap.fileio import iter_jsonl
 from onlinemap.harness import events as ev
-from onlinemap.results import schema as rs
+from onlinemap.runs import schema as rs
 
 __all__ = ["summarize_run", "TIMED_FIELDS"]
 

@@ -21,7 +21,7 @@ from typing import Iterator
 from onlinemap import paths
 from onlinemap.errors import ResultsError
 from onlinemap.fileio import overwrite_json_in_place, read_json, write_json_atomic
-from onlinemap.results.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
+from onlinemap.runs.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
 
 __all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "iter_runs", "effective_status", "find_run",
            "driver_identity"]
@@ -89,7 +89,7 @@ def load_run(run_dir: Path) -> RunRecord:
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise ResultsError(f"{path}: schema_version {version} is newer than this onlinemap ({SCHEMA_VERSION})",
                            "upgrade onlinemap (git pull && pip install -e .)")
-    from onlinemap.results.migrate import upgrade
+    from onlinemap.runs.migrate import upgrade
 
     return RunRecord.from_dict(upgrade(data))
 

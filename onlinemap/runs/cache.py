@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 
 from onlinemap import paths
 from onlinemap.errors import ResultsError
-from onlinemap.results import schema as rs
+from onlinemap.runs import schema as rs
 
 if TYPE_CHECKING:
     import pandas
@@ -182,8 +182,8 @@ def cached_runs_frame(root: Path | None = None, *, model: str | None = None) -> 
     """One row per run (as ``load_runs_frame``), re-reading only the runs that changed since the last load."""
     import pandas as pd
 
-    from onlinemap.results.load import flatten
-    from onlinemap.results.store import effective_status, load_run
+    from onlinemap.runs.load import flatten
+    from onlinemap.runs.store import effective_status, load_run
 
     root = Path(root) if root else paths.results_dir()
 
@@ -216,7 +216,7 @@ def cached_samples_frame(root: Path | None = None, *, model: str | None = None) 
     import pandas as pd
 
     from onlinemap.fileio import iter_jsonl
-    from onlinemap.results.store import load_run
+    from onlinemap.runs.store import load_run
 
     root = Path(root) if root else paths.results_dir()
 

@@ -9,8 +9,8 @@ import pytest
 
 from onlinemap.errors import ResultsError
 from onlinemap.fileio import JsonlWriter, iter_jsonl, write_json_atomic
-from onlinemap.results.schema import RunRecord
-from onlinemap.results.store import driver_identity, effective_status, find_run, iter_runs, load_run, new_run_dir, save_run
+from onlinemap.runs.schema import RunRecord
+from onlinemap.runs.store import driver_identity, effective_status, find_run, iter_runs, load_run, new_run_dir, save_run
 
 
 def make_run(root, model="m", status="ok", driver=None):
@@ -82,7 +82,7 @@ def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path):
 
 def test_save_run_on_a_full_disk_is_one_line(tmp_path, monkeypatch):
     """A full disk cannot be made here without root-only mounts; the OSError is injected into the write."""
-    import onlinemap.results.store as store
+    import onlinemap.runs.store as store
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")

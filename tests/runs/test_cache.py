@@ -10,8 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
-from onlinemap.results.cache import CACHE_DIR, RUNS_CACHE, SAMPLES_CACHE
-from onlinemap.results.load import load_runs_frame, load_samples_frame
+from onlinemap.runs.cache import CACHE_DIR, RUNS_CACHE, SAMPLES_CACHE
+from onlinemap.runs.load import load_runs_frame, load_samples_frame
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "benchmarks"))
 from bench_results_load import write_history  # noqa: E402
@@ -118,7 +118,7 @@ def test_unreadable_run_is_skipped_each_time_with_a_warning(root, caplog):
 
 def test_concurrent_writers_leave_a_valid_cache(root):
     code = ("import sys; sys.path.insert(0, sys.argv[2]); from pathlib import Path\n"
-            "from onlinemap.results.load import load_runs_frame, load_samples_frame\n"
+            "from onlinemap.runs.load import load_runs_frame, load_samples_frame\n"
             "for _ in range(3):\n"
             "    load_runs_frame(Path(sys.argv[1])); load_samples_frame(Path(sys.argv[1]))\n"
             "    import shutil; shutil.rmtree(Path(sys.argv[1]) / '.cache', ignore_errors=True)\n"

@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from onlinemap.fileio import iter_jsonl
-from onlinemap.results import schema as rs
-from onlinemap.results.store import effective_status, iter_runs
+from onlinemap.runs import schema as rs
+from onlinemap.runs.store import effective_status, iter_runs
 
 if TYPE_CHECKING:
     import pandas
@@ -29,7 +29,7 @@ def flatten(data: dict, prefix: str = "") -> dict:
 def load_runs_frame(root: Path | None = None, *, model: str | None = None, cache: bool = True) -> "pandas.DataFrame":
     """One row per run; ``cache=True`` re-reads only the runs that changed (results/cache.py)."""
     if cache:
-        from onlinemap.results.cache import cached_runs_frame
+        from onlinemap.runs.cache import cached_runs_frame
 
         return cached_runs_frame(root, model=model)
     import pandas as pd
@@ -50,7 +50,7 @@ def load_samples_frame(root: Path | None = None, *, model: str | None = None,
                        cache: bool = True) -> "pandas.DataFrame":
     """One row per sample; ``cache=True`` re-reads only the runs that changed (results/cache.py)."""
     if cache:
-        from onlinemap.results.cache import cached_samples_frame
+        from onlinemap.runs.cache import cached_samples_frame
 
         return cached_samples_frame(root, model=model)
     import pandas as pd
