@@ -8,7 +8,7 @@ the table below.
 from __future__ import annotations
 
 __all__ = [
-    "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_MISSING", "EXIT_BAD_INPUT", "EXIT_TIMEOUT",
+    "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_MISSING", "EXIT_BAD_INPUT", "EXIT_LOCKED", "EXIT_TIMEOUT",
     "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_CODES",
     "OnlinemapError", "UsageError", "UnknownModelError", "SpecError", "MissingPrerequisiteError",
     "DatasetError", "RunFailedError", "RunTimeoutError", "RunInterruptedError", "ResultsError",
@@ -19,6 +19,7 @@ EXIT_FAILED = 1          # a run failed (model crashed, invalid predictions) or 
 EXIT_USAGE = 2           # bad command line: unknown model, bad option value (click uses 2 too)
 EXIT_MISSING = 3         # a prerequisite is missing: env, repo, weights, dataset, GPU
 EXIT_BAD_INPUT = 4       # a file we read is malformed: model.toml, lock, results, dataset tables
+EXIT_LOCKED = 75         # another nightly job holds the lock (sysexits EX_TEMPFAIL: try again later)
 EXIT_TIMEOUT = 124       # wall-clock or inactivity timeout (as coreutils `timeout`)
 EXIT_INTERRUPTED = 130   # Ctrl-C / SIGINT (128 + 2)
 EXIT_TERMINATED = 143    # SIGTERM (128 + 15)
@@ -29,6 +30,7 @@ EXIT_CODES = {
     EXIT_USAGE: "bad command line (unknown model, invalid option value)",
     EXIT_MISSING: "a prerequisite is missing (env, repo, weights, dataset, GPU)",
     EXIT_BAD_INPUT: "a file is malformed (model.toml, lock file, results, dataset tables)",
+    EXIT_LOCKED: "another nightly job holds the lock; the holder is named",
     EXIT_TIMEOUT: "the model process hit the wall-clock or inactivity timeout",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (SIGINT); finished samples are kept",
     EXIT_TERMINATED: "terminated by SIGTERM; finished samples are kept",

@@ -22,7 +22,7 @@ from onlinemap.errors import OnlinemapError
 
 __all__ = ["NightlyLock", "NightlyLockedError", "EXIT_LOCKED"]
 
-EXIT_LOCKED = 75   # sysexits EX_TEMPFAIL: try again later
+from onlinemap.errors import EXIT_LOCKED  # 75, sysexits EX_TEMPFAIL: try again later
 
 
 class NightlyLockedError(OnlinemapError):
