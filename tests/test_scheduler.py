@@ -18,10 +18,13 @@ from tests.conftest import REPO, run_cli
 def test_two_models_run_in_parallel_one_run_each(om_home, monkeypatch):
     import onlinemap as om
 
-    monkeypatch.setenv("ONLINEMAP_TEST_SLEEP_S", "0.15")
-    res = om.bench(["slowref", "reference"], samples=6, warmup=0, gpus=["cpu", "cpu"], progress=False)
+    # both models sleep 0.3 s per sample, so each run lasts >= 3 s after its load: the windows overlap
+    # unless one thread starts more than 3 s late, which a loaded 2-core CI machine does not do
+    monkeypatch.setenv("ONLINEMAP_TEST_SLEEP_S", "0.3")
+    monkeypatch.setenv("ONLINEMAP_TEST_CRASHREF_SLEEP_S", "0.3")
+    res = om.bench(["slowref", "crashref"], samples=10, warmup=0, gpus=["cpu", "cpu"], progress=False)
     assert res.ok and len(res) == 2 and not res.skipped
-    assert sorted(o.record.model for o in res) == ["reference", "slowref"]
+    assert sorted(o.record.model for o in res) == ["crashref", "slowref"]
     dirs = [p for p in (om_home / "results").iterdir() if not p.name.startswith(".")]
     assert len(dirs) == 2                                     # one run per model
     windows = []

@@ -1,0 +1,137 @@
+"""Build the stage list for a setup and run it: what ``onlinemap setup run`` and ``runpod_setup.sh`` call.
+
+Default models: every model whose ``[gpu]`` range includes this GPU's compute capability, plus those
+that run on CPU (``cpu_ok``, the reference model). Models left out are listed with the reason, so a
+machine with no GPU (CI, a laptop) sets up the reference model and says plainly why the others are not.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional
+
+from onlinemap.errors import UsageError
+from onlinemap.setup.stages import (BAD, STATUS_DONE, STATUS_OK, STATUS_SKIPPED, STATUS_WOULD_RUN, SetupContext,
+                                    Stage, StageResult, run_stage, run_stages)
+
+__all__ = ["select_models", "build_context", "build_stages", "setup", "run_one_stage", "summary_lines",
+           "STAGE_NAMES"]
+
+GLOBAL_STAGES = ("system", "micromamba", "driver", "data")
+MODEL_STAGES = ("env", "weights", "info", "smoke", "kernel")
+STAGE_NAMES = GLOBAL_STAGES + MODEL_STAGES + ("cron",)
+
+
+def select_models(models: Optional[str], gpu: dict) -> tuple[list, dict]:
+    """(specs to set up, {name: why not}) for ``--models A,B`` or the default (all this GPU supports)."""
+    from onlinemap.registry.discover import find_model, load_models
+
+    if models and models.strip().lower() != "all":
+        names = [m.strip() for m in models.split(",") if m.strip()]
+        if not names:
+            raise UsageError("--models is empty", "pass --models A,B or leave it out for all this GPU supports")
+        return [find_model(n) for n in names], {}
+    chosen, unselected = [], {}
+    cc = None
+    if gpu.get("available"):
+        try:
+            cc = float(gpu.get("compute_capability"))
+        except (TypeError, ValueError):
+            cc = None
+    for spec in load_models():
+        if spec.env_kind == "host" or spec.gpu.cpu_ok:
+            chosen.append(spec)
+        elif not gpu.get("available"):
+            unselected[spec.name] = (f"needs an NVIDIA GPU (compute {spec.gpu.min_compute:g}-{spec.gpu.max_compute:g}); "
+                                     f"none here: {gpu.get('reason') or 'NVML not available'}")
+        elif cc is not None and not spec.gpu.supports(cc):
+            unselected[spec.name] = (f"{gpu.get('name')} (compute {gpu.get('compute_capability')}) is outside its "
+                                     f"locked stack's {spec.gpu.min_compute:g}-{spec.gpu.max_compute:g}")
+        else:
+            chosen.append(spec)
+    return chosen, unselected
+
+
+def build_context(*, models: Optional[str] = None, dataroot: Optional[Path] = None, dry_run: bool = False,
+                  skip_weights: bool = False, jobs: int = 1, with_cron: bool = False, with_kernels: bool = False,
+                  yes: bool = False, allow_unverified: bool = False, manager: Optional[str] = None,
+                  gpu: Optional[dict] = None, say: Optional[Callable[[str], None]] = None) -> SetupContext:
+    if gpu is None:
+        from onlinemap.telemetry.nvml import gpu_info
+
+        gpu = gpu_info("cuda:0")
+    if dataroot is None and os.environ.get("NUSCENES_ROOT"):
+        dataroot = Path(os.environ["NUSCENES_ROOT"])
+    specs, unselected = select_models(models, gpu)
+    ctx = SetupContext(models=specs, unselected=unselected, dataroot=Path(dataroot).expanduser() if dataroot else None,
+                       dry_run=dry_run, skip_weights=skip_weights, jobs=max(1, int(jobs or 1)), with_cron=with_cron,
+                       with_kernels=with_kernels, yes=yes, allow_unverified=allow_unverified, manager=manager, gpu=gpu)
+    if say is not None:
+        ctx.say = say
+    return ctx
+
+
+def build_stages(ctx: SetupContext, *, only_optional: bool = False) -> list[Stage]:
+    from onlinemap.setup.data import data_stage, info_stage
+    from onlinemap.setup.micromamba import micromamba_stage
+    from onlinemap.setup.models import cron_stage, env_stage, kernel_stage, smoke_stage, weights_stage
+    from onlinemap.setup.system import driver_stage, system_stage
+
+    stages = [system_stage(), micromamba_stage(), driver_stage(), data_stage()]
+    for spec in ctx.models:
+        stages += [env_stage(spec), weights_stage(spec), info_stage(spec), smoke_stage(spec)]
+        if ctx.with_kernels:
+            stages.append(kernel_stage(spec))
+    if ctx.with_cron:
+        stages.append(cron_stage())
+    return stages
+
+
+def _icon(status: str) -> str:
+    return {STATUS_OK: "ok", STATUS_DONE: "done", STATUS_SKIPPED: "skip", STATUS_WOULD_RUN: "plan"}.get(status, "FAIL")
+
+
+def summary_lines(results: list[StageResult], ctx: SetupContext) -> list[str]:
+    """The final table: one row per stage, then the models not set up and why."""
+    width = max([len(r.key) for r in results] + [5])
+    lines = ["", "== summary" + (" (dry run: nothing was changed)" if ctx.dry_run else ""),
+             f"  {'stage':<{width}}  {'status':<9}  detail"]
+    for r in results:
+        detail = r.detail if len(r.detail) <= 160 else r.detail[:157] + "..."
+        lines.append(f"  {r.key:<{width}}  {r.status:<9}  {detail}")
+        if r.status in BAD and r.fix:
+            lines.append(f"  {'':<{width}}  {'':<9}  fix: {r.fix}")
+    for name, why in ctx.unselected.items():
+        lines.append(f"  {name:<{width}}  {'not set up':<9}  {why} (set it up anyway: --models {name})")
+    skipped = [r for r in results if r.status == STATUS_SKIPPED]
+    if skipped:
+        lines.append(f"  {len(skipped)} stage(s) skipped because they do not apply here (reasons above)")
+    return lines
+
+
+def setup(ctx: SetupContext) -> list[StageResult]:
+    """Run every stage; return the results (the caller prints the summary and picks the exit code)."""
+    ctx.say(f"onlinemap setup: models {', '.join(s.name for s in ctx.models) or '(none)'}"
+            + (f"; not set up here: {', '.join(ctx.unselected)}" if ctx.unselected else "")
+            + (" (dry run: nothing is changed)" if ctx.dry_run else ""))
+    return run_stages(build_stages(ctx), ctx)
+
+
+def run_one_stage(ctx: SetupContext, name: str, model: Optional[str]) -> StageResult:
+    """``onlinemap setup stage NAME [--model M]``: that stage alone (its needs are not re-run)."""
+    if name not in STAGE_NAMES:
+        raise UsageError(f"unknown stage {name!r}", f"one of {', '.join(STAGE_NAMES)}")
+    if name in MODEL_STAGES and not model:
+        raise UsageError(f"stage {name} is per model", f"add --model MODEL (e.g. --model reference)")
+    ctx.with_cron = ctx.with_cron or name == "cron"
+    ctx.with_kernels = ctx.with_kernels or name == "kernel"
+    stages = [s for s in build_stages(ctx) if s.name == name and (s.model == model or name not in MODEL_STAGES)]
+    if not stages:
+        raise UsageError(f"no stage {name} for model {model}", "check the model name (`onlinemap models`)")
+    stage = stages[0]
+    if name == "micromamba":          # asked for by name: install it even when no conda model is selected
+        stage.skip_reason = lambda _ctx: None
+    ctx.say(f"== {stage.key}: {stage.title}")
+    res = run_stage(stage, ctx)
+    ctx.say(f"   {res.status}: {res.detail}")
+    return res

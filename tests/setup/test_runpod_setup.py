@@ -1,0 +1,99 @@
+"""The real one-command setup, for the reference model, in a temporary ONLINEMAP_HOME.
+
+These run ``./runpod_setup.sh`` itself (bash + a real ``onlinemap setup run`` + a real smoke test on
+the synthetic dataset). The driver venv is NOT rebuilt: ``ONLINEMAP_VENV`` points the script at the
+venv running the tests (see conftest.script_env), so no torch is pip-installed again.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.setup.conftest import REPO
+
+
+def _run(args, env, timeout=180):
+    return subprocess.run(["bash", str(REPO / "runpod_setup.sh"), *args], capture_output=True, text=True,
+                          env=env, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL)
+
+
+def _results(env) -> dict:
+    """Stage results from a read-only pass over the same home, in-process (dry run: changes nothing)."""
+    import os
+
+    from onlinemap.setup.plan import build_context, build_stages
+    from onlinemap.setup.stages import run_stages
+    from tests.setup.conftest import NO_GPU
+
+    old = os.environ.get("ONLINEMAP_HOME")
+    os.environ["ONLINEMAP_HOME"] = env["ONLINEMAP_HOME"]
+    try:
+        ctx = build_context(dry_run=True, gpu=NO_GPU, say=lambda line: None)
+        return {r.key: r.to_dict() for r in run_stages(build_stages(ctx), ctx)}
+    finally:
+        if old is None:
+            os.environ.pop("ONLINEMAP_HOME", None)
+        else:
+            os.environ["ONLINEMAP_HOME"] = old
+
+
+def test_setup_reference_then_rerun_skips_everything(script_env, monkeypatch):
+    monkeypatch.delenv("NUSCENES_ROOT", raising=False)
+    home = Path(script_env["ONLINEMAP_HOME"])
+    first = _run([], script_env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = first.stdout
+    assert "smoke:reference" in out and "reference: ok" in out                  # the smoke test ran for real
+    assert (home / "data" / "nuscenes-synth" / "SYNTHETIC.json").is_file()       # synthetic data written
+    assert (home / "setup" / "smoke-reference.json").is_file()
+    assert "needs an NVIDIA GPU" in out and "not set up" in out                  # says plainly what was skipped
+    assert "micromamba" in out and "no conda model selected" in out
+    assert "Done. To use onlinemap" in out and "onlinemap doctor" in out         # final instructions kept
+    runs = list((home / "results").iterdir())
+
+    second = _run([], script_env)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    assert "ready (skipped)" in second.stdout                                    # the venv stage
+    summary = second.stdout.split("== summary", 1)[1]
+    rows = [line.split() for line in summary.splitlines() if line.startswith("  ") and ":" in line.split()[0]
+            or line.strip().split(" ")[0] in ("system", "micromamba", "driver", "data")]
+    statuses = {r[0]: r[1] for r in rows if r}
+    assert statuses and all(s in ("ok", "skipped") for s in statuses.values()), statuses
+    assert "done" not in statuses.values()
+    assert sorted((home / "results").iterdir()) == sorted(runs)                 # no second smoke run
+    assert all(r["status"] in ("ok", "skipped") for r in _results(script_env).values())
+
+
+def test_interrupted_mid_stage_resumes(script_env, monkeypatch):
+    """Killed (SIGKILL, like a pod stop) inside the data stage, then inside the smoke stage: each rerun resumes."""
+    monkeypatch.delenv("NUSCENES_ROOT", raising=False)
+    home = Path(script_env["ONLINEMAP_HOME"])
+    killed = _run([], {**script_env, "ONLINEMAP_SETUP_FAULT": "data"})      # SIGKILL inside the data stage
+    assert killed.returncode != 0
+    assert (home / "data" / "nuscenes-synth.partial").is_dir()                  # half-written…
+    assert not (home / "data" / "nuscenes-synth").exists()                      # …and not looking ready
+    assert _results(script_env)["data"]["status"] == "would run"
+
+    killed = _run([], {**script_env, "ONLINEMAP_SETUP_FAULT": "smoke"})     # after the test ran, before its marker
+    assert killed.returncode != 0
+    assert "data: check" in killed.stdout and "== smoke:reference" in killed.stdout
+    assert not (home / "setup" / "smoke-reference.json").exists()
+    res = _results(script_env)
+    assert res["data"]["status"] == "ok" and res["smoke:reference"]["status"] == "would run"
+    assert not (home / "data" / "nuscenes-synth.partial").exists()
+
+    resumed = _run([], script_env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "reference: ok" in resumed.stdout
+    res = _results(script_env)
+    assert all(r["status"] in ("ok", "skipped") for r in res.values()), res
+
+
+def test_bad_option_and_help(script_env):
+    bad = _run(["--bogus"], script_env)
+    assert bad.returncode == 2 and "unknown option --bogus" in bad.stderr
+    missing = _run(["--models"], script_env)
+    assert missing.returncode == 2 and "needs a value" in missing.stderr
+    helped = _run(["--help"], script_env)
+    assert helped.returncode == 0 and "--dry-run" in helped.stdout
