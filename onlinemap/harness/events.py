@@ -27,7 +27,7 @@ STAGE_WRITE = "write"      # writing a result line failed (disk full, unserialis
 
 # per-sample fields (samples.jsonl)
 SAMPLE_FIELDS = ("index", "sample_token", "scene_token", "warmup", "ok", "data_ms", "forward_ms",
-                 "forward_cuda_ms", "convert_ms", "total_ms", "t")
+                 "forward_cuda_ms", "convert_ms", "total_ms", "write_ms", "t")
 
 # exit codes of the worker itself
 EXIT_OK = 0
@@ -46,7 +46,7 @@ class JsonlWriter(object):
 
     def write(self, obj):
         # allow_nan=False: NaN/inf are not JSON; a model emitting them fails loudly instead of writing a broken file
-        self._fh.write(json.dumps(obj, default=str, allow_nan=False) + "\n")
+        self._fh.write(json.dumps(obj, default=str, allow_nan=False, separators=(",", ":")) + "\n")
         self._fh.flush()
         if self._fsync:
             os.fsync(self._fh.fileno())

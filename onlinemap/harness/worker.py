@@ -210,13 +210,15 @@ def run(job):
             return fail(events.STAGE_SAMPLE, exc, index=index, sample_token=sample["token"])
         # the prediction goes first: a sample line promises that its prediction is on disk
         try:
+            w0 = time.perf_counter()
             preds_out.write(pred)
+            write_ms = (time.perf_counter() - w0) * 1000.0
             samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
                                "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
                                "forward_ms": round(forward_ms, 4),
                                "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
                                "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
-                               "t": time.time()})
+                               "write_ms": round(write_ms, 4), "t": time.time()})
         except (OSError, TypeError, ValueError) as exc:
             # disk full, or a prediction that is not JSON-serialisable
             return fail(events.STAGE_WRITE, exc, index=index, sample_token=sample["token"])

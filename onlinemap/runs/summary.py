@@ -19,7 +19,7 @@ MEMORY_FROM_TELEMETRY = ("nvml_device_used_peak_mb", "nvml_device_baseline_mb", 
                          "nvml_device_reason", "nvml_process_used_peak_mb", "nvml_process_reason", "host_rss_peak_mb",
                          "host_cpu_time_s", "host_reason")
 TIMED_FIELDS = {"forward": "forward_ms", "data": "data_ms", "convert": "convert_ms", "total": "total_ms",
-                "forward_cuda": "forward_cuda_ms"}
+                "write": "write_ms", "forward_cuda": "forward_cuda_ms"}
 
 
 def _validate_predictions(run_dir: Path, expected: list[str]) -> dict:
