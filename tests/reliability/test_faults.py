@@ -50,12 +50,14 @@ def test_a_prediction_that_is_not_json_fails_at_the_write(om_home):
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 1 MiB tmpfs for the results (needs root and mount rights; skipped with the reason otherwise)."""
+    """A 512 KiB tmpfs for the results (needs root and mount rights; skipped with the reason otherwise).
+
+    Sized so that run.json's reserve (256 KiB) plus ~15 KiB per reference prediction fills it mid-run."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     if shutil.which("mount") is None or os.geteuid() != 0:
         pytest.skip("cannot mount a tmpfs here (not root or no mount): the injected write failure covers this row")
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.strip()}): the injected write failure covers this row")
     yield mnt
