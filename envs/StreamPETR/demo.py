@@ -23,13 +23,23 @@ projects/mmdet3d_plugin/models/dense_heads/streampetr_head.py@95f6470). mmdet3d 
 ``output_to_nusc_box`` reorders the dims ``[1, 0, 2]`` to nuScenes ``wlh`` and keeps the yaw;
 ``lidar_nusc_box_to_global`` then applies lidar2ego, drops boxes past the class range in the ego
 frame and applies ego2global. CustomNuScenesDataset (projects/mmdet3d_plugin/datasets/nuscenes_dataset.py)
-does not override ``_format_bbox``. The same math is reproduced below in pure functions.
+does not override ``_format_bbox``. The same math is reproduced in pure functions (shared with PETR in
+envs/_shared/onlinemap_adapterlib.py).
 
 Module-level imports are standard library only; Python 3.7 syntax.
 """
-import math
 import os
 import sys
+
+
+def _adapterlib():
+    """envs/_shared/onlinemap_adapterlib.py, the stdlib-only helpers shared by the adapters."""
+    import importlib  # inside a function: this file's module-level imports stay the plain stdlib ones
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_shared"))
+    return importlib.import_module("onlinemap_adapterlib")
+
+
+lib = _adapterlib()
 
 NAME = "StreamPETR"
 DEFAULT_CONFIG = "projects/configs/StreamPETR/stream_petr_r50_flash_704_bs2_seq_428q_nui_60e.py"
@@ -39,14 +49,9 @@ DEFAULT_INFO_FILE = "nuscenes2d_temporal_infos_val.pkl"
 # class_names of every StreamPETR config (projects/configs/StreamPETR/*.py); labels_3d index this tuple.
 CLASS_NAMES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle",
                "bicycle", "pedestrian", "traffic_cone")
-# nuScenes detection_cvpr_2019 class_range (metres from the ego), used by _format_bbox to drop boxes.
-CLASS_RANGE = {"car": 50.0, "truck": 50.0, "bus": 50.0, "trailer": 50.0, "construction_vehicle": 50.0,
-               "pedestrian": 40.0, "motorcycle": 40.0, "bicycle": 40.0, "traffic_cone": 30.0, "barrier": 30.0}
-# NuScenesDataset.DefaultAttribute (mmdet3d 0.17.1 and 1.0.0rc6 alike); "" -> null in our schema.
-DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving", "trailer": "vehicle.parked",
-                     "truck": "vehicle.parked", "bus": "vehicle.moving", "motorcycle": "cycle.without_rider",
-                     "construction_vehicle": "vehicle.parked", "bicycle": "cycle.without_rider",
-                     "barrier": "", "traffic_cone": ""}
+# nuScenes detection_cvpr_2019 class_range and NuScenesDataset.DefaultAttribute (shared constants).
+CLASS_RANGE = lib.NUSCENES_CLASS_RANGE
+DEFAULT_ATTRIBUTE = lib.NUSCENES_DEFAULT_ATTRIBUTE
 DEFAULTS = {"info_file": DEFAULT_INFO_FILE, "score_threshold": 0.0, "filter_range": True, "max_boxes": 500,
             "reset_on_gap": True}
 # Which box convention this stack's LiDARInstance3DBoxes uses (see lidar_box_to_nuscenes).
@@ -54,194 +59,31 @@ BOX_CONVENTION = "mmdet3d-1.0"
 
 
 # ----------------------------------------------------------------------------------------------
-# pure conversion functions (no torch / mmcv needed; numpy only inside functions)
+# pure conversion functions (no torch / mmcv needed). The math is shared with PETR in
+# envs/_shared/onlinemap_adapterlib.py; this adapter binds its BOX_CONVENTION, NAME and DEFAULTS.
 # ----------------------------------------------------------------------------------------------
 
-def quaternion_matrix(q):
-    """3x3 rotation matrix (nested tuples) of a nuScenes/pyquaternion [w, x, y, z] quaternion."""
-    w, x, y, z = [float(v) for v in q]
-    n = math.sqrt(w * w + x * x + y * y + z * z) or 1.0
-    w, x, y, z = w / n, x / n, y / n, z / n
-    return ((1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)),
-            (2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)),
-            (2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)))
-
-
-def _matmul(a, b):
-    return tuple(tuple(sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)) for i in range(3))
-
-
-def _apply(m, v):
-    return [sum(m[i][k] * v[k] for k in range(3)) for i in range(3)]
-
-
-def _rot_z(yaw):
-    c, s = math.cos(yaw), math.sin(yaw)
-    return ((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
-
-
-def wrap_angle(a):
-    """Angle in [-pi, pi)."""
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
-
-
-def box_tensor_rows(boxes_3d):
-    """Rows of a LiDARInstance3DBoxes (``.tensor``), torch tensor, numpy array or nested list -> list of lists."""
-    data = getattr(boxes_3d, "tensor", boxes_3d)
-    if hasattr(data, "detach"):
-        data = data.detach().cpu().numpy()
-    if hasattr(data, "tolist"):
-        data = data.tolist()
-    return [[float(v) for v in row] for row in data]
-
-
-def _flat(values):
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().numpy()
-    if hasattr(values, "tolist"):
-        values = values.tolist()
-    return list(values)
+quaternion_matrix = lib.quaternion_matrix
+wrap_angle = lib.wrap_angle
+box_tensor_rows = lib.box_tensor_rows
+lidar_to_global = lib.lidar_to_global
+nuscenes_attribute = lib.nuscenes_attribute
+unwrap_result = lib.unwrap_result
+calib_from_info = lib.calib_from_info
+remap_data_path = lib.remap_data_path
+token_index = lib.token_index
+plugin_module_name = lib.plugin_module_name
 
 
 def lidar_box_to_nuscenes(row, convention=BOX_CONVENTION):
-    """One LiDAR box row -> (gravity centre, nuScenes wlh size, nuScenes-Box yaw, velocity), LiDAR frame.
-
-    mmdet3d 0.17 (mmdet3d/datasets/nuscenes_dataset.py ``output_to_nusc_box`` @v0.17.1): dims are
-    already ``w, l, h`` and the nuScenes yaw is ``-yaw - pi/2``. mmdet3d 1.0.0rc6: dims are
-    ``l, w, h`` (reordered ``[1, 0, 2]``) and the yaw is used as is. In both, column 2 is the
-    bottom z, so the gravity centre is ``z + h/2`` (h = column 5), and columns 7:9 are vx, vy.
-    """
-    x, y, z, d0, d1, h, yaw = row[:7]
-    vx, vy = (row[7], row[8]) if len(row) >= 9 else (0.0, 0.0)
-    if convention == "mmdet3d-0.17":
-        size = [d0, d1, h]
-        nus_yaw = -yaw - math.pi / 2.0
-    elif convention == "mmdet3d-1.0":
-        size = [d1, d0, h]
-        nus_yaw = yaw
-    else:
-        raise ValueError("unknown box convention %r" % (convention,))
-    return [x, y, z + 0.5 * h], size, nus_yaw, [vx, vy, 0.0]
-
-
-def lidar_to_global(center, yaw, velocity, calib):
-    """Move a nuScenes-convention box from the LiDAR frame to ego and then global.
-
-    ``calib`` holds the info-file keys ``lidar2ego_rotation`` / ``lidar2ego_translation`` /
-    ``ego2global_rotation`` / ``ego2global_translation`` (quaternions [w, x, y, z]).
-    Returns ``(center_ego, center_global, yaw_global, velocity_global)``; velocity is rotated like
-    nuScenes ``Box.rotate`` does (both rotations, z component kept during the rotation).
-    """
-    r_l2e = quaternion_matrix(calib["lidar2ego_rotation"])
-    r_e2g = quaternion_matrix(calib["ego2global_rotation"])
-    t_l2e = [float(v) for v in calib["lidar2ego_translation"]]
-    t_e2g = [float(v) for v in calib["ego2global_translation"]]
-    c_ego = [a + b for a, b in zip(_apply(r_l2e, center), t_l2e)]
-    c_glob = [a + b for a, b in zip(_apply(r_e2g, c_ego), t_e2g)]
-    rot = _matmul(r_e2g, _matmul(r_l2e, _rot_z(yaw)))
-    # nuScenes quaternion_yaw: heading of the rotated +x axis projected on the ground plane
-    g_yaw = math.atan2(rot[1][0], rot[0][0])
-    v_glob = _apply(r_e2g, _apply(r_l2e, velocity))
-    return c_ego, c_glob, g_yaw, v_glob
-
-
-def nuscenes_attribute(name, velocity_xy):
-    """The attribute mmdet3d's NuScenesDataset._format_bbox assigns (speed > 0.2 m/s = moving)."""
-    speed = math.sqrt(velocity_xy[0] ** 2 + velocity_xy[1] ** 2)
-    if speed > 0.2:
-        if name in ("car", "construction_vehicle", "bus", "truck", "trailer"):
-            attr = "vehicle.moving"
-        elif name in ("bicycle", "motorcycle"):
-            attr = "cycle.with_rider"
-        else:
-            attr = DEFAULT_ATTRIBUTE[name]
-    else:
-        if name == "pedestrian":
-            attr = "pedestrian.standing"
-        elif name == "bus":
-            attr = "vehicle.stopped"
-        else:
-            attr = DEFAULT_ATTRIBUTE[name]
-    return attr or None
-
-
-def unwrap_result(raw):
-    """``[{'pts_bbox': {...}}]`` (what the detector returns), ``{'pts_bbox': {...}}`` or the inner dict."""
-    if isinstance(raw, (list, tuple)):
-        if len(raw) != 1:
-            raise ValueError("expected the result of one sample (batch 1), got %d" % len(raw))
-        raw = raw[0]
-    if "pts_bbox" in raw:
-        raw = raw["pts_bbox"]
-    return raw
+    """One LiDAR box row -> (gravity centre, nuScenes wlh size, nuScenes-Box yaw, velocity), LiDAR frame."""
+    return lib.lidar_box_to_nuscenes(row, convention)
 
 
 def convert_detections(raw, calib, sample_token, model=NAME, options=None, convention=BOX_CONVENTION,
                        class_names=CLASS_NAMES):
     """Raw detector output of one sample -> the standard prediction (boxes in the global frame)."""
-    opts = dict(DEFAULTS)
-    opts.update(options or {})
-    result = unwrap_result(raw)
-    rows = box_tensor_rows(result["boxes_3d"])
-    scores = [float(s) for s in _flat(result["scores_3d"])]
-    labels = [int(l) for l in _flat(result["labels_3d"])]
-    if not (len(rows) == len(scores) == len(labels)):
-        raise ValueError("boxes_3d, scores_3d and labels_3d differ in length: %d, %d, %d"
-                         % (len(rows), len(scores), len(labels)))
-    dets = []
-    for row, score, label in zip(rows, scores, labels):
-        if score < float(opts["score_threshold"]):
-            continue
-        name = class_names[label]
-        center, size, yaw, vel = lidar_box_to_nuscenes(row, convention)
-        c_ego, c_glob, g_yaw, v_glob = lidar_to_global(center, yaw, vel, calib)
-        if opts["filter_range"] and math.hypot(c_ego[0], c_ego[1]) > CLASS_RANGE[name]:
-            continue
-        dets.append({"label": name, "score": min(max(score, 0.0), 1.0), "center": c_glob,
-                     "size": [max(s, 1e-3) for s in size], "yaw": wrap_angle(g_yaw),
-                     "velocity": [v_glob[0], v_glob[1]], "attribute": nuscenes_attribute(name, v_glob),
-                     "frame": "global"})
-    dets.sort(key=lambda d: -d["score"])
-    if opts.get("max_boxes"):
-        dets = dets[:int(opts["max_boxes"])]
-    return {"sample_token": sample_token, "model": model, "detections_3d": dets}
-
-
-def calib_from_info(info):
-    """The four transforms ``convert_detections`` needs, from an mmdet3d nuScenes info dict."""
-    return {k: [float(v) for v in info[k]] for k in ("lidar2ego_rotation", "lidar2ego_translation",
-                                                     "ego2global_rotation", "ego2global_translation")}
-
-
-def remap_data_path(path, dataroot):
-    """Point an image path stored in an info file (often ``./data/nuscenes/samples/...``) at ``dataroot``."""
-    norm = str(path).replace("\\", "/")
-    for marker in ("samples/", "sweeps/"):
-        if norm.startswith(marker):
-            return os.path.join(dataroot, norm)
-        pos = norm.rfind("/" + marker)
-        if pos >= 0:
-            return os.path.join(dataroot, norm[pos + 1:])
-    if os.path.isabs(norm):
-        return norm
-    return os.path.join(dataroot, norm)
-
-
-def token_index(data_infos):
-    """sample token -> dataset index (infos are sorted by timestamp in NuScenesDataset.load_annotations)."""
-    return {info["token"]: i for i, info in enumerate(data_infos)}
-
-
-def plugin_module_name(cfg_dict, config_path, repo):
-    """The module tools/test.py imports for ``plugin=True`` configs (plugin_dir, else the config's dir)."""
-    if not cfg_dict.get("plugin"):
-        return None
-    plugin_dir = cfg_dict.get("plugin_dir")
-    if plugin_dir:
-        rel = os.path.dirname(plugin_dir)
-    else:
-        rel = os.path.relpath(os.path.dirname(os.path.abspath(config_path)), repo)
-    return ".".join(p for p in rel.replace("\\", "/").split("/") if p and p != ".")
+    return lib.convert_detections(raw, calib, sample_token, model, options, convention, class_names, DEFAULTS)
 
 
 def stream_reset_needed(prev, sample, reset_on_gap=True):
@@ -273,23 +115,6 @@ def stream_state(sample):
 # the harness protocol
 # ----------------------------------------------------------------------------------------------
 
-def _resolve(repo, path):
-    if not path:
-        return path
-    if os.path.isabs(path):
-        return path
-    cand = os.path.join(repo, path)
-    return cand if os.path.exists(cand) else os.path.abspath(path)
-
-
-def _device_ids(device):
-    if not device or device == "cpu":
-        return [-1]
-    if ":" in device:
-        return [int(device.split(":", 1)[1])]
-    return [0]
-
-
 class Adapter(object):
     """StreamPETR behind the harness protocol (single GPU, non-distributed, streaming memory kept)."""
 
@@ -315,7 +140,7 @@ class Adapter(object):
 
         if self.repo not in sys.path:
             sys.path.insert(0, self.repo)
-        config = _resolve(self.repo, self.settings.get("config") or DEFAULT_CONFIG)
+        config = lib.resolve_path(self.repo, self.settings.get("config") or DEFAULT_CONFIG)
         cfg = Config.fromfile(config)
         if cfg.get("custom_imports", None):
             from mmcv.utils import import_modules_from_strings
@@ -331,7 +156,7 @@ class Adapter(object):
         cfg.model.pretrained = None
         cfg.data.test.test_mode = True
         cfg.data.test.data_root = dataroot + os.sep
-        cfg.data.test.ann_file = _resolve(dataroot, self.options["info_file"])
+        cfg.data.test.ann_file = lib.resolve_path(dataroot, self.options["info_file"])
         self.dataset = build_dataset(cfg.data.test)
         for info in self.dataset.data_infos:
             for cam in info.get("cams", {}).values():
@@ -344,7 +169,7 @@ class Adapter(object):
         checkpoint = self.settings.get("checkpoint")
         if not checkpoint:
             raise ValueError("StreamPETR needs settings['checkpoint'] (exiawsh/storage v1.0 release asset)")
-        load_checkpoint(model, _resolve(self.repo, checkpoint), map_location="cpu")
+        load_checkpoint(model, lib.resolve_path(self.repo, checkpoint), map_location="cpu")
         self.torch = torch
         self.model = model.to(torch.device(self.device)).eval()
 
@@ -357,7 +182,7 @@ class Adapter(object):
         reset = stream_reset_needed(self.stream, sample, bool(self.options["reset_on_gap"]))
         self.stream = stream_state(sample)
         batch = collate([self.dataset[idx]], samples_per_gpu=1)
-        return {"data": scatter(batch, _device_ids(self.device))[0], "reset": reset}
+        return {"data": scatter(batch, lib.device_ids(self.device))[0], "reset": reset}
 
     def forward(self, inputs):
         if inputs["reset"]:

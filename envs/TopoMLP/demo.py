@@ -30,6 +30,16 @@ import os
 import re
 import sys
 
+
+def _adapterlib():
+    """envs/_shared/onlinemap_adapterlib.py, the stdlib-only helpers shared by the adapters."""
+    import importlib  # inside a function: this file's module-level imports stay the plain stdlib ones
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_shared"))
+    return importlib.import_module("onlinemap_adapterlib")
+
+
+lib = _adapterlib()
+
 NAME = "TopoMLP"
 DEFAULT_CONFIG = "projects/configs/topomlp_setA_r50_wo_yolov8.py"
 DEFAULT_COLLECTION = "data_dict_subset_A_val"
@@ -155,21 +165,6 @@ def frame_index(identifiers):
 # the harness protocol
 # ----------------------------------------------------------------------------------------------
 
-def _resolve(base, path):
-    if not path or os.path.isabs(path):
-        return path
-    cand = os.path.join(base, path)
-    return cand if os.path.exists(cand) else os.path.abspath(path)
-
-
-def _device_ids(device):
-    if not device or device == "cpu":
-        return [-1]
-    if ":" in device:
-        return [int(device.split(":", 1)[1])]
-    return [0]
-
-
 class Adapter(object):
     """TopoMLP behind the harness protocol (single GPU, non-distributed, stateless)."""
 
@@ -192,7 +187,7 @@ class Adapter(object):
 
         if self.repo not in sys.path:
             sys.path.insert(0, self.repo)
-        config = _resolve(self.repo, self.settings.get("config") or DEFAULT_CONFIG)
+        config = lib.resolve_path(self.repo, self.settings.get("config") or DEFAULT_CONFIG)
         cfg = Config.fromfile(config)
         if cfg.get("custom_imports", None):
             from mmcv.utils import import_modules_from_strings
@@ -216,7 +211,7 @@ class Adapter(object):
         checkpoint = self.settings.get("checkpoint")
         if not checkpoint:
             raise ValueError("TopoMLP needs settings['checkpoint'] (GitHub release v1.0 asset)")
-        load_checkpoint(model, _resolve(self.repo, checkpoint), map_location="cpu")
+        load_checkpoint(model, lib.resolve_path(self.repo, checkpoint), map_location="cpu")
         self.torch = torch
         self.model = model.to(torch.device(self.device)).eval()
 
@@ -230,7 +225,7 @@ class Adapter(object):
         if idx is None:
             raise KeyError("frame %s is not in collection %s" % (token, self.options["collection"]))
         batch = collate([self.dataset[idx]], samples_per_gpu=1)
-        return scatter(batch, _device_ids(self.device))[0]
+        return scatter(batch, lib.device_ids(self.device))[0]
 
     def forward(self, inputs):
         with self.torch.no_grad():

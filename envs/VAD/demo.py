@@ -29,6 +29,25 @@ import math
 import os
 import sys
 
+
+def _adapterlib():
+    """envs/_shared/onlinemap_adapterlib.py, the stdlib-only helpers shared by the adapters."""
+    import importlib  # inside a function: this file's module-level imports stay the plain stdlib ones
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "_shared"))
+    return importlib.import_module("onlinemap_adapterlib")
+
+
+lib = _adapterlib()
+
+# Shared with MapTR (envs/_shared/onlinemap_adapterlib.py); re-exported under the names used here.
+quaternion_matrix = lib.quaternion_matrix
+matrix_yaw = lib.matrix_yaw
+rebase_nuscenes_path = lib.rebase_nuscenes_path
+rebase_info_paths = lib.rebase_info_paths
+needs_state_reset = lib.needs_state_reset
+import_plugin = lib.import_plugin
+collate_to_device = lib.collate_to_device
+
 DEFAULT_CONFIG = "projects/configs/VAD/VAD_tiny_stage_2.py"
 DEFAULT_INFO_FILE = "vad_nuscenes_infos_temporal_val.pkl"
 CLASS_NAMES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
@@ -57,21 +76,6 @@ DEFAULTS = {"info_file": None, "map_ann_file": None, "caffe_img_norm": True, "de
 # ---------------------------------------------------------------------------------------------------
 # Pure conversion functions (no torch / mmcv needed: they take tensors or arrays and use tolist()).
 # ---------------------------------------------------------------------------------------------------
-
-def quaternion_matrix(q):
-    """3x3 rotation matrix (nested lists) of a nuScenes [w, x, y, z] quaternion (normalised first)."""
-    w, x, y, z = [float(v) for v in q]
-    n = math.sqrt(w * w + x * x + y * y + z * z)
-    w, x, y, z = w / n, x / n, y / n, z / n
-    return [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
-
-
-def matrix_yaw(r):
-    """Heading of a rotation matrix: the angle of its rotated +x axis in the x-y plane (as devkit quaternion_yaw)."""
-    return math.atan2(r[1][0], r[0][0])
-
 
 def _matmul(a, b):
     return [[sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
@@ -239,70 +243,9 @@ def apply_caffe_img_norm(pipeline):
     return pipeline
 
 
-def rebase_nuscenes_path(path, dataroot):
-    """Point an info-file path (``./data/nuscenes/samples/...``) at ``dataroot`` when it does not exist as is."""
-    if os.path.isabs(path) and os.path.exists(path):
-        return path
-    norm = path.replace("\\", "/")
-    for marker in ("samples/", "sweeps/"):
-        if norm.startswith(marker):
-            return os.path.join(dataroot, norm)
-        pos = norm.find("/" + marker)
-        if pos >= 0:
-            return os.path.join(dataroot, norm[pos + 1:])
-    return path
-
-
-def rebase_info_paths(info, dataroot):
-    """Rewrite the image / LiDAR / sweep paths of one info dict in place (what the repo's pipeline reads)."""
-    if "lidar_path" in info:
-        info["lidar_path"] = rebase_nuscenes_path(info["lidar_path"], dataroot)
-    for cam in (info.get("cams") or {}).values():
-        cam["data_path"] = rebase_nuscenes_path(cam["data_path"], dataroot)
-    for sweep in info.get("sweeps") or []:
-        if "data_path" in sweep:
-            sweep["data_path"] = rebase_nuscenes_path(sweep["data_path"], dataroot)
-    return info
-
-
-def needs_state_reset(previous, sample):
-    """True when temporal state must be dropped: new scene, or not the next sample of the same scene."""
-    if previous is None:
-        return True
-    return (previous.get("scene_token") != sample.get("scene_token")
-            or previous.get("index_in_scene", -2) + 1 != sample.get("index_in_scene"))
-
-
 # ---------------------------------------------------------------------------------------------------
 # Adapter (runs inside the VAD env)
 # ---------------------------------------------------------------------------------------------------
-
-def import_plugin(cfg, repo):
-    """Import the repo's plugin package the way tools/test.py does (registries fill on import)."""
-    import importlib
-
-    if repo not in sys.path:
-        sys.path.insert(0, repo)
-    if not cfg.get("plugin", False):
-        return None
-    plugin_dir = cfg.get("plugin_dir", None)
-    if plugin_dir is None:
-        raise ValueError("config sets plugin = True but no plugin_dir")
-    module = os.path.dirname(plugin_dir.rstrip("/") + "/").replace("/", ".")
-    return importlib.import_module(module)
-
-
-def collate_to_device(item, device):
-    """collate + scatter of one pipeline output, as MMDataParallel does for one GPU (or the CPU)."""
-    from mmcv.parallel import collate, scatter
-
-    data = collate([item], samples_per_gpu=1)
-    target = [-1]
-    if str(device).startswith("cuda"):
-        import torch
-        target = [torch.device(device).index or 0]
-    return scatter(data, target)[0]
-
 
 class Adapter(object):
     """VAD behind the harness protocol: load, prepare, forward, convert."""

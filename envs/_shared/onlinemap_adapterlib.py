@@ -1,0 +1,351 @@
+"""Helpers shared by the model adapters (``envs/<Model>/demo.py``), kept once instead of copied.
+
+Why this module exists. Several adapters wrap mmdet3d-based repos and need the same small pieces:
+quaternion / frame math, the nuScenes-box conversion of mmdet3d LiDAR boxes (PETR, StreamPETR),
+info-file path rebasing, plugin import, device handling. They used to be verbatim copies in each
+demo.py; they now live here and each adapter re-exports the names it (and its tests) use.
+
+How it is loaded. An adapter runs inside its model's own conda env (Python 3.7/3.8, only that env's
+packages) and is loaded by file path, so it cannot rely on any installed package of ours. Each
+demo.py puts this folder on ``sys.path`` and imports this file as ``onlinemap_adapterlib`` (the
+prefix keeps it from shadowing a model repo's modules). ``envs/_shared/`` has no ``model.toml``, so
+the model registry ignores it.
+
+Rules (checked by tests/harness/test_static.py, exactly as for the adapters):
+* Python 3.7 syntax (``ast.parse(src, feature_version=(3, 7))``);
+* module-level imports are standard library only: torch / numpy / mmcv are imported inside the
+  functions that need them, so importing this file never needs the model env's packages;
+* never import ``onlinemap`` (the driver package is not installed in the model envs);
+* nothing model-specific here: box conventions, class lists, defaults and streaming logic stay in
+  the adapter and are passed in as arguments.
+"""
+import math
+import os
+import sys
+
+
+# ----------------------------------------------------------------------------------------------
+# rotation math on nested 3x3 tuples (pure Python)
+# ----------------------------------------------------------------------------------------------
+
+def quaternion_matrix(q):
+    """3x3 rotation matrix (nested tuples) of a nuScenes/pyquaternion [w, x, y, z] quaternion (normalised first)."""
+    w, x, y, z = [float(v) for v in q]
+    n = math.sqrt(w * w + x * x + y * y + z * z) or 1.0
+    w, x, y, z = w / n, x / n, y / n, z / n
+    return ((1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)),
+            (2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)),
+            (2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)))
+
+
+def matrix_yaw(r):
+    """Heading of a rotation matrix: the angle of its rotated +x axis in the x-y plane (as devkit quaternion_yaw)."""
+    return math.atan2(r[1][0], r[0][0])
+
+
+def matmul3(a, b):
+    """Product of two 3x3 matrices (nested tuples)."""
+    return tuple(tuple(sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)) for i in range(3))
+
+
+def apply3(m, v):
+    """3x3 matrix times a 3-vector (list)."""
+    return [sum(m[i][k] * v[k] for k in range(3)) for i in range(3)]
+
+
+def rot_z(yaw):
+    """Rotation by ``yaw`` about +z."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    return ((c, -s, 0.0), (s, c, 0.0), (0.0, 0.0, 1.0))
+
+
+def wrap_angle(a):
+    """Angle in [-pi, pi)."""
+    return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+# ----------------------------------------------------------------------------------------------
+# tensors / arrays -> plain lists (duck-typed: no torch or numpy import needed)
+# ----------------------------------------------------------------------------------------------
+
+def box_tensor_rows(boxes_3d):
+    """Rows of a LiDARInstance3DBoxes (``.tensor``), torch tensor, numpy array or nested list -> list of lists."""
+    data = getattr(boxes_3d, "tensor", boxes_3d)
+    if hasattr(data, "detach"):
+        data = data.detach().cpu().numpy()
+    if hasattr(data, "tolist"):
+        data = data.tolist()
+    return [[float(v) for v in row] for row in data]
+
+
+def flat_list(values):
+    """A 1-D torch tensor, numpy array or sequence -> list."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    if hasattr(values, "tolist"):
+        values = values.tolist()
+    return list(values)
+
+
+# ----------------------------------------------------------------------------------------------
+# mmdet3d LiDAR detections -> standard nuScenes boxes in the global frame (PETR, StreamPETR)
+# ----------------------------------------------------------------------------------------------
+
+# nuScenes detection_cvpr_2019 class_range (metres from the ego), used by _format_bbox to drop boxes.
+NUSCENES_CLASS_RANGE = {"car": 50.0, "truck": 50.0, "bus": 50.0, "trailer": 50.0, "construction_vehicle": 50.0,
+                        "pedestrian": 40.0, "motorcycle": 40.0, "bicycle": 40.0, "traffic_cone": 30.0,
+                        "barrier": 30.0}
+# NuScenesDataset.DefaultAttribute (mmdet3d 0.17.1 and 1.0.0rc6 alike); "" -> null in our schema.
+NUSCENES_DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving",
+                              "trailer": "vehicle.parked", "truck": "vehicle.parked", "bus": "vehicle.moving",
+                              "motorcycle": "cycle.without_rider", "construction_vehicle": "vehicle.parked",
+                              "bicycle": "cycle.without_rider", "barrier": "", "traffic_cone": ""}
+
+
+def lidar_box_to_nuscenes(row, convention):
+    """One LiDAR box row -> (gravity centre, nuScenes wlh size, nuScenes-Box yaw, velocity), LiDAR frame.
+
+    mmdet3d 0.17 (mmdet3d/datasets/nuscenes_dataset.py ``output_to_nusc_box`` @v0.17.1): dims are
+    already ``w, l, h`` and the nuScenes yaw is ``-yaw - pi/2``. mmdet3d 1.0.0rc6: dims are
+    ``l, w, h`` (reordered ``[1, 0, 2]``) and the yaw is used as is. In both, column 2 is the
+    bottom z, so the gravity centre is ``z + h/2`` (h = column 5), and columns 7:9 are vx, vy.
+    ``convention`` is ``"mmdet3d-0.17"`` or ``"mmdet3d-1.0"`` (the adapter's ``BOX_CONVENTION``).
+    """
+    x, y, z, d0, d1, h, yaw = row[:7]
+    vx, vy = (row[7], row[8]) if len(row) >= 9 else (0.0, 0.0)
+    if convention == "mmdet3d-0.17":
+        size = [d0, d1, h]
+        nus_yaw = -yaw - math.pi / 2.0
+    elif convention == "mmdet3d-1.0":
+        size = [d1, d0, h]
+        nus_yaw = yaw
+    else:
+        raise ValueError("unknown box convention %r" % (convention,))
+    return [x, y, z + 0.5 * h], size, nus_yaw, [vx, vy, 0.0]
+
+
+def lidar_to_global(center, yaw, velocity, calib):
+    """Move a nuScenes-convention box from the LiDAR frame to ego and then global.
+
+    ``calib`` holds the info-file keys ``lidar2ego_rotation`` / ``lidar2ego_translation`` /
+    ``ego2global_rotation`` / ``ego2global_translation`` (quaternions [w, x, y, z]).
+    Returns ``(center_ego, center_global, yaw_global, velocity_global)``; velocity is rotated like
+    nuScenes ``Box.rotate`` does (both rotations, z component kept during the rotation).
+    """
+    r_l2e = quaternion_matrix(calib["lidar2ego_rotation"])
+    r_e2g = quaternion_matrix(calib["ego2global_rotation"])
+    t_l2e = [float(v) for v in calib["lidar2ego_translation"]]
+    t_e2g = [float(v) for v in calib["ego2global_translation"]]
+    c_ego = [a + b for a, b in zip(apply3(r_l2e, center), t_l2e)]
+    c_glob = [a + b for a, b in zip(apply3(r_e2g, c_ego), t_e2g)]
+    rot = matmul3(r_e2g, matmul3(r_l2e, rot_z(yaw)))
+    # nuScenes quaternion_yaw: heading of the rotated +x axis projected on the ground plane
+    g_yaw = matrix_yaw(rot)
+    v_glob = apply3(r_e2g, apply3(r_l2e, velocity))
+    return c_ego, c_glob, g_yaw, v_glob
+
+
+def nuscenes_attribute(name, velocity_xy):
+    """The attribute mmdet3d's NuScenesDataset._format_bbox assigns (speed > 0.2 m/s = moving)."""
+    speed = math.sqrt(velocity_xy[0] ** 2 + velocity_xy[1] ** 2)
+    if speed > 0.2:
+        if name in ("car", "construction_vehicle", "bus", "truck", "trailer"):
+            attr = "vehicle.moving"
+        elif name in ("bicycle", "motorcycle"):
+            attr = "cycle.with_rider"
+        else:
+            attr = NUSCENES_DEFAULT_ATTRIBUTE[name]
+    else:
+        if name == "pedestrian":
+            attr = "pedestrian.standing"
+        elif name == "bus":
+            attr = "vehicle.stopped"
+        else:
+            attr = NUSCENES_DEFAULT_ATTRIBUTE[name]
+    return attr or None
+
+
+def unwrap_result(raw):
+    """``[{'pts_bbox': {...}}]`` (what the detector returns), ``{'pts_bbox': {...}}`` or the inner dict."""
+    if isinstance(raw, (list, tuple)):
+        if len(raw) != 1:
+            raise ValueError("expected the result of one sample (batch 1), got %d" % len(raw))
+        raw = raw[0]
+    if "pts_bbox" in raw:
+        raw = raw["pts_bbox"]
+    return raw
+
+
+def convert_detections(raw, calib, sample_token, model, options, convention, class_names, defaults):
+    """Raw detector output of one sample -> the standard prediction (boxes in the global frame).
+
+    ``options`` override ``defaults`` (the adapter's DEFAULTS: ``score_threshold``, ``filter_range``,
+    ``max_boxes``); ``convention`` is the adapter's box convention (see ``lidar_box_to_nuscenes``);
+    ``class_names`` are the config's class order that ``labels_3d`` index.
+    """
+    opts = dict(defaults)
+    opts.update(options or {})
+    result = unwrap_result(raw)
+    rows = box_tensor_rows(result["boxes_3d"])
+    scores = [float(s) for s in flat_list(result["scores_3d"])]
+    labels = [int(l) for l in flat_list(result["labels_3d"])]
+    if not (len(rows) == len(scores) == len(labels)):
+        raise ValueError("boxes_3d, scores_3d and labels_3d differ in length: %d, %d, %d"
+                         % (len(rows), len(scores), len(labels)))
+    dets = []
+    for row, score, label in zip(rows, scores, labels):
+        if score < float(opts["score_threshold"]):
+            continue
+        name = class_names[label]
+        center, size, yaw, vel = lidar_box_to_nuscenes(row, convention)
+        c_ego, c_glob, g_yaw, v_glob = lidar_to_global(center, yaw, vel, calib)
+        if opts["filter_range"] and math.hypot(c_ego[0], c_ego[1]) > NUSCENES_CLASS_RANGE[name]:
+            continue
+        dets.append({"label": name, "score": min(max(score, 0.0), 1.0), "center": c_glob,
+                     "size": [max(s, 1e-3) for s in size], "yaw": wrap_angle(g_yaw),
+                     "velocity": [v_glob[0], v_glob[1]], "attribute": nuscenes_attribute(name, v_glob),
+                     "frame": "global"})
+    dets.sort(key=lambda d: -d["score"])
+    if opts.get("max_boxes"):
+        dets = dets[:int(opts["max_boxes"])]
+    return {"sample_token": sample_token, "model": model, "detections_3d": dets}
+
+
+# ----------------------------------------------------------------------------------------------
+# mmdet3d nuScenes info files: calibration, data paths, token index
+# ----------------------------------------------------------------------------------------------
+
+def calib_from_info(info):
+    """The four transforms ``convert_detections`` needs, from an mmdet3d nuScenes info dict."""
+    return {k: [float(v) for v in info[k]] for k in ("lidar2ego_rotation", "lidar2ego_translation",
+                                                     "ego2global_rotation", "ego2global_translation")}
+
+
+def remap_data_path(path, dataroot):
+    """Point an image path stored in an info file (often ``./data/nuscenes/samples/...``) at ``dataroot``.
+
+    Always rebased (last ``/samples/`` or ``/sweeps/`` marker; other relative paths are joined to
+    ``dataroot``); used by PETR / StreamPETR. See ``rebase_nuscenes_path`` for the MapTR / VAD rule.
+    """
+    norm = str(path).replace("\\", "/")
+    for marker in ("samples/", "sweeps/"):
+        if norm.startswith(marker):
+            return os.path.join(dataroot, norm)
+        pos = norm.rfind("/" + marker)
+        if pos >= 0:
+            return os.path.join(dataroot, norm[pos + 1:])
+    if os.path.isabs(norm):
+        return norm
+    return os.path.join(dataroot, norm)
+
+
+def rebase_nuscenes_path(path, dataroot):
+    """Point an info-file path (``./data/nuscenes/samples/...``) at ``dataroot`` when it does not exist as is.
+
+    An existing absolute path is kept; otherwise the first ``/samples/`` or ``/sweeps/`` marker is
+    rebased and any other path is returned unchanged (MapTR / VAD).
+    """
+    if os.path.isabs(path) and os.path.exists(path):
+        return path
+    norm = path.replace("\\", "/")
+    for marker in ("samples/", "sweeps/"):
+        if norm.startswith(marker):
+            return os.path.join(dataroot, norm)
+        pos = norm.find("/" + marker)
+        if pos >= 0:
+            return os.path.join(dataroot, norm[pos + 1:])
+    return path
+
+
+def rebase_info_paths(info, dataroot):
+    """Rewrite the image / LiDAR / sweep paths of one info dict in place (what the repo's pipeline reads)."""
+    if "lidar_path" in info:
+        info["lidar_path"] = rebase_nuscenes_path(info["lidar_path"], dataroot)
+    for cam in (info.get("cams") or {}).values():
+        cam["data_path"] = rebase_nuscenes_path(cam["data_path"], dataroot)
+    for sweep in info.get("sweeps") or []:
+        if "data_path" in sweep:
+            sweep["data_path"] = rebase_nuscenes_path(sweep["data_path"], dataroot)
+    return info
+
+
+def token_index(data_infos):
+    """sample token -> dataset index (infos are sorted by timestamp in NuScenesDataset.load_annotations)."""
+    return {info["token"]: i for i, info in enumerate(data_infos)}
+
+
+# ----------------------------------------------------------------------------------------------
+# temporal models: when to drop the carried state
+# ----------------------------------------------------------------------------------------------
+
+def needs_state_reset(previous, sample):
+    """True when temporal state must be dropped: new scene, or not the next sample of the same scene."""
+    if previous is None:
+        return True
+    return (previous.get("scene_token") != sample.get("scene_token")
+            or previous.get("index_in_scene", -2) + 1 != sample.get("index_in_scene"))
+
+
+# ----------------------------------------------------------------------------------------------
+# building the model: plugin import, paths, devices
+# ----------------------------------------------------------------------------------------------
+
+def plugin_module_name(cfg_dict, config_path, repo):
+    """The module tools/test.py imports for ``plugin=True`` configs (plugin_dir, else the config's dir)."""
+    if not cfg_dict.get("plugin"):
+        return None
+    plugin_dir = cfg_dict.get("plugin_dir")
+    if plugin_dir:
+        rel = os.path.dirname(plugin_dir)
+    else:
+        rel = os.path.relpath(os.path.dirname(os.path.abspath(config_path)), repo)
+    return ".".join(p for p in rel.replace("\\", "/").split("/") if p and p != ".")
+
+
+def import_plugin(cfg, repo):
+    """Import the repo's plugin package the way tools/test.py does (registries fill on import).
+
+    Puts ``repo`` on ``sys.path``; requires ``plugin_dir`` when the config sets ``plugin = True``.
+    """
+    import importlib
+
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    if not cfg.get("plugin", False):
+        return None
+    plugin_dir = cfg.get("plugin_dir", None)
+    if plugin_dir is None:
+        raise ValueError("config sets plugin = True but no plugin_dir")
+    module = os.path.dirname(plugin_dir.rstrip("/") + "/").replace("/", ".")
+    return importlib.import_module(module)
+
+
+def resolve_path(base, path):
+    """``path`` as is when empty or absolute, else ``base/path`` if that exists, else relative to the cwd."""
+    if not path:
+        return path
+    if os.path.isabs(path):
+        return path
+    cand = os.path.join(base, path)
+    return cand if os.path.exists(cand) else os.path.abspath(path)
+
+
+def device_ids(device):
+    """``mmcv.parallel.scatter`` target ids for a device string: [-1] for the CPU, [n] for cuda:n."""
+    if not device or device == "cpu":
+        return [-1]
+    if ":" in device:
+        return [int(device.split(":", 1)[1])]
+    return [0]
+
+
+def collate_to_device(item, device):
+    """collate + scatter of one pipeline output, as MMDataParallel does for one GPU (or the CPU)."""
+    from mmcv.parallel import collate, scatter
+
+    data = collate([item], samples_per_gpu=1)
+    target = [-1]
+    if str(device).startswith("cuda"):
+        import torch
+        target = [torch.device(device).index or 0]
+    return scatter(data, target)[0]
