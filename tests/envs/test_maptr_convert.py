@@ -4,19 +4,17 @@ Inputs are shaped exactly as ``MapTR.pred2result`` returns them (CPU tensors: bo
 scores_3d (N,), labels_3d (N,), pts_3d (N, 20, 2) in the LiDAR BEV frame). No mmcv/mmdet3d needed.
 """
 import ast
-import importlib.util
 import json
 import math
 from pathlib import Path
 
-import jsonschema
 import pytest
+from tests.envs.helpers import assert_valid, load_adapter
 
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "envs" / "MapTR" / "demo.py"
-SCHEMA = json.loads((ROOT / "onlinemap" / "schemas" / "prediction.schema.json").read_text())
 STDLIB_OK = {"math", "os", "sys", "json", "runpy"}
 
 # nuScenes-like calibration: LiDAR x points to the car's right, y forward (lidar2ego = -90 deg about z).
@@ -27,10 +25,7 @@ TOKEN = "a" * 32
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("_test_maptr_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_adapter("MapTR")
 
 
 def flat(points):
@@ -80,7 +75,7 @@ def test_labels_follow_config_class_order(demo):
 def test_full_raw_output_validates_and_keeps_scores(demo):
     result = raw_result()
     pred = demo.convert_maptr_outputs({"pts_bbox": result}, TOKEN, LIDAR2EGO_ROT, LIDAR2EGO_T)
-    jsonschema.validate(pred, SCHEMA)
+    assert_valid(pred)
     assert len(pred["map_elements"]) == 50
     assert all(len(e["points"]) == 20 for e in pred["map_elements"])
     assert [e["score"] for e in pred["map_elements"]] == pytest.approx(result["scores_3d"].tolist())
@@ -91,7 +86,7 @@ def test_score_threshold_and_numpy_inputs(demo):
     result = {k: v.numpy() for k, v in raw_result().items()}
     pred = demo.convert_maptr_outputs(result, TOKEN, LIDAR2EGO_ROT, LIDAR2EGO_T, score_threshold=0.5)
     assert pred["map_elements"] and all(e["score"] >= 0.5 for e in pred["map_elements"])
-    jsonschema.validate(pred, SCHEMA)
+    assert_valid(pred)
 
 
 def test_info_paths_are_rebased_onto_the_dataroot(demo, tmp_path):

@@ -7,50 +7,25 @@ exposes the (N, 9) ``tensor`` (x, y, z_bottom, w, l, h, yaw, vx, vy in the 0.17 
 adapter reads. mmcv/mmdet3d are not needed.
 """
 import ast
-import importlib.util
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from tests.envs.helpers import FakeLiDARBoxes, load_adapter
+from tests.envs.helpers import assert_valid as _validate
+from tests.envs.helpers import quat_z as _quat_z
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "envs" / "PETR" / "demo.py"
-SCHEMA = ROOT / "onlinemap" / "schemas" / "prediction.schema.json"
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load(DEMO, "_test_petr_demo")
-
-
-class FakeLiDARBoxes:
-    """Test-only stand-in for mmdet3d LiDARInstance3DBoxes: carries the raw ``tensor``."""
-
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-
-def _quat_z(deg):
-    h = math.radians(deg) / 2
-    return [math.cos(h), 0.0, 0.0, math.sin(h)]
+demo = load_adapter("PETR")
 
 
 CALIB = {"lidar2ego_rotation": _quat_z(90), "lidar2ego_translation": [1.0, 0.0, 2.0],
          "ego2global_rotation": _quat_z(30), "ego2global_translation": [100.0, 200.0, 0.0]}
 TOKEN = "0123456789abcdef0123456789abcdef"
-
-
-def _validate(pred):
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(SCHEMA.read_text())
-    jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(pred)))
 
 
 def _raw(rows, scores, labels):

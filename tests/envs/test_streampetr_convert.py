@@ -6,51 +6,25 @@ mmdet3d 1.0.0rc6 boxes (tensor columns x, y, z_bottom, l, w, h, yaw, vx, vy). ``
 test-only stand-in exposing that ``tensor``. mmcv/mmdet3d are not needed.
 """
 import ast
-import importlib.util
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from tests.envs.helpers import FakeLiDARBoxes, load_adapter
+from tests.envs.helpers import assert_valid as _validate
+from tests.envs.helpers import quat_z as _quat_z
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "envs" / "StreamPETR" / "demo.py"
-PETR_DEMO = ROOT / "envs" / "PETR" / "demo.py"
-SCHEMA = ROOT / "onlinemap" / "schemas" / "prediction.schema.json"
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load(DEMO, "_test_streampetr_demo")
-
-
-class FakeLiDARBoxes:
-    """Test-only stand-in for mmdet3d LiDARInstance3DBoxes: carries the raw ``tensor``."""
-
-    def __init__(self, tensor):
-        self.tensor = tensor
-
-
-def _quat_z(deg):
-    h = math.radians(deg) / 2
-    return [math.cos(h), 0.0, 0.0, math.sin(h)]
+demo = load_adapter("StreamPETR")
 
 
 CALIB = {"lidar2ego_rotation": _quat_z(90), "lidar2ego_translation": [1.0, 0.0, 2.0],
          "ego2global_rotation": _quat_z(30), "ego2global_translation": [100.0, 200.0, 0.0]}
 TOKEN = "fedcba9876543210fedcba9876543210"
-
-
-def _validate(pred):
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(SCHEMA.read_text())
-    jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(pred)))
 
 
 def _raw(rows, scores, labels):
@@ -74,7 +48,7 @@ def test_box_lands_at_expected_global_pose():
 
 
 def test_same_physical_box_in_both_stacks_gives_same_prediction():
-    petr = _load(PETR_DEMO, "_test_petr_demo_for_stream")
+    petr = load_adapter("PETR")
     row_10 = [3.0, -4.0, -1.0, 4.5, 1.9, 1.6, 0.3, 0.5, 2.0]                      # l, w, h; yaw 0.3
     row_017 = [3.0, -4.0, -1.0, 1.9, 4.5, 1.6, -0.3 - math.pi / 2, 0.5, 2.0]     # w, l, h; -yaw - pi/2
     a = demo.convert_detections(_raw([row_10], [0.6], [3]), CALIB, TOKEN)["detections_3d"][0]

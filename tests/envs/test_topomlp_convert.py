@@ -6,33 +6,20 @@ get_bboxes/get_topology return them): ``[{'pred_lc': (lanes (N, 3K), scores (N, 
 'pred_topology_lcte': (N, M)}]``. mmcv/mmdet3d/openlanev2 are not needed.
 """
 import ast
-import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.envs.helpers import FakeLiDARBoxes, load_adapter
+from tests.envs.helpers import assert_valid as _validate
+from tests.envs.helpers import quat_z as _quat_z
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "envs" / "TopoMLP" / "demo.py"
-SCHEMA = ROOT / "onlinemap" / "schemas" / "prediction.schema.json"
 
 
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-demo = _load(DEMO, "_test_topomlp_demo")
+demo = load_adapter("TopoMLP")
 FRAME = ("val", "10000", "315967376899927209")
-
-
-def _validate(pred):
-    jsonschema = pytest.importorskip("jsonschema")
-    schema = json.loads(SCHEMA.read_text())
-    jsonschema.Draft202012Validator(schema).validate(json.loads(json.dumps(pred)))
 
 
 def _raw():

@@ -6,19 +6,17 @@ scores_3d / labels_3d (N,), trajs_3d (N, 72), map_* (M, 4) / (M,) / (M, 20, 2), 
 (3, 6, 2) per-step offsets, ego_fut_cmd one-hot with batch dims (1, 1, 1, 3). No mmcv/mmdet3d needed.
 """
 import ast
-import importlib.util
 import json
 import math
 from pathlib import Path
 
-import jsonschema
 import pytest
+from tests.envs.helpers import assert_valid, load_adapter
 
 torch = pytest.importorskip("torch")
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "envs" / "VAD" / "demo.py"
-SCHEMA = json.loads((ROOT / "onlinemap" / "schemas" / "prediction.schema.json").read_text())
 STDLIB_OK = {"math", "os", "sys", "json", "runpy"}
 
 # LiDAR x -> car's right, y -> forward (lidar2ego = -90 deg about z); ego heads +90 deg in the world.
@@ -31,10 +29,7 @@ TOKEN = "b" * 32
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("_test_vad_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_adapter("VAD")
 
 
 def flat(points):
@@ -136,7 +131,7 @@ def test_plan_cumsum_and_command_choice(demo):
 def test_full_raw_output_validates(demo):
     result = raw_result()
     pred = convert(demo, result)
-    jsonschema.validate(pred, SCHEMA)
+    assert_valid(pred)
     assert len(pred["map_elements"]) == 50 and len(pred["plan"]["waypoints"]) == 6
     assert 0 < len(pred["detections_3d"]) < 100
     assert all(d["score"] >= 0.2 for d in pred["detections_3d"])
