@@ -33,7 +33,7 @@ from onlinemap import paths
 from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, lock_hash, read_env_info,
                                          run_prefix_argv)
 from onlinemap.environments.installers import StepFailed, env_child_env, install_locked, install_unlocked, run_step
-from onlinemap.environments.lockfile import load_lock
+from onlinemap.environments.lockfile import load_environment_yml, load_lock
 from onlinemap.environments.managers import Manager, find_manager, manager_lock
 from onlinemap.errors import UsageError
 from onlinemap.fileio import write_json_atomic
@@ -213,6 +213,8 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
 
     digest, locked = lock_hash(spec)
     lock = load_lock(spec.lock_file) if locked else None       # a corrupt lock: SpecError (exit 4) before any work
+    if not locked:
+        load_environment_yml(spec.environment_file)               # likewise a broken environment.yml
     prefix = paths.ensure_dir(paths.envs_prefix_dir()) / f"{spec.name}-{digest}"
     log_path = env_log_path(spec)
     with open(log_path, "a") as fh:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from onlinemap.errors import SpecError
 
-__all__ = ["LockedEntry", "LockData", "load_lock", "render_explicit", "pip_requirement", "PLATFORM"]
+__all__ = ["LockedEntry", "LockData", "load_lock", "load_environment_yml", "render_explicit", "pip_requirement",
+           "PLATFORM"]
 
 PLATFORM = "linux-64"   # the only platform onlinemap's model envs are locked for (pods are linux-64)
 
@@ -100,6 +101,26 @@ def load_lock(path: Path, platform: str = PLATFORM) -> LockData:
         raise _bad(path, f"not locked for {platform} (platforms: {', '.join(data.platforms) or 'none'})")
     if not data.conda(platform):
         raise _bad(path, f"no conda packages for {platform}")
+    return data
+
+
+def load_environment_yml(path: Path) -> dict:
+    """Read a model's environment.yml strictly enough to refuse a broken one before any tool runs."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"{path}: missing", "every conda model needs an environment.yml") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise SpecError(f"{path}: not valid YAML{at} ({getattr(exc, 'problem', None) or exc})",
+                        "fix the syntax (see the other envs/<Model>/environment.yml files)") from None
+    if not isinstance(data, dict) or not isinstance(data.get("dependencies"), list) or not data["dependencies"]:
+        raise SpecError(f"{path}: needs a non-empty 'dependencies' list", "see docs/environments.md")
+    if not isinstance(data.get("channels", []), list):
+        raise SpecError(f"{path}: 'channels' must be a list", "e.g. channels: [conda-forge]")
     return data
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from onlinemap.errors import UsageError
+from onlinemap.locks import HolderLock
 from onlinemap.setup.stages import (BAD, STATUS_DONE, STATUS_OK, STATUS_SKIPPED, STATUS_WOULD_RUN, SetupContext,
                                     Stage, StageResult, run_stage, run_stages)
 
@@ -109,12 +110,26 @@ def summary_lines(results: list[StageResult], ctx: SetupContext) -> list[str]:
     return lines
 
 
+def setup_lock() -> HolderLock:
+    """One setup at a time per ONLINEMAP_HOME: a second one is refused (exit 75) with the holder named."""
+    from onlinemap import paths
+
+    return HolderLock(paths.home() / ".setup.lock", what="onlinemap setup",
+                      hint="wait for it to finish (logs in ONLINEMAP_HOME/logs/), or stop it first")
+
+
 def setup(ctx: SetupContext) -> list[StageResult]:
     """Run every stage; return the results (the caller prints the summary and picks the exit code)."""
     ctx.say(f"onlinemap setup: models {', '.join(s.name for s in ctx.models) or '(none)'}"
             + (f"; not set up here: {', '.join(ctx.unselected)}" if ctx.unselected else "")
             + (" (dry run: nothing is changed)" if ctx.dry_run else ""))
-    return run_stages(build_stages(ctx), ctx)
+    if ctx.dry_run:
+        return run_stages(build_stages(ctx), ctx)
+    with setup_lock() as lock:
+        if lock.stale:
+            ctx.say(f"   (a previous setup, pid {lock.stale.get('pid')} started {lock.stale.get('started')}, "
+                    "stopped without finishing: resuming where it stopped)")
+        return run_stages(build_stages(ctx), ctx)
 
 
 def run_one_stage(ctx: SetupContext, name: str, model: Optional[str]) -> StageResult:
@@ -132,6 +147,10 @@ def run_one_stage(ctx: SetupContext, name: str, model: Optional[str]) -> StageRe
     if name == "micromamba":          # asked for by name: install it even when no conda model is selected
         stage.skip_reason = lambda _ctx: None
     ctx.say(f"== {stage.key}: {stage.title}")
-    res = run_stage(stage, ctx)
+    if ctx.dry_run:
+        res = run_stage(stage, ctx)
+    else:
+        with setup_lock():
+            res = run_stage(stage, ctx)
     ctx.say(f"   {res.status}: {res.detail}")
     return res
