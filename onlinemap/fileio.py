@@ -14,27 +14,21 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["write_json_atomic", "overwrite_json_in_place", "read_json", "iter_jsonl", "JsonlWriter"]
+__all__ = ["write_bytes_atomic", "write_json_atomic", "overwrite_json_in_place", "read_json", "iter_jsonl", "JsonlWriter"]
 
 log = logging.getLogger(__name__)
 
 
-def write_json_atomic(path: Path, data: Any, *, pad_to: int = 0) -> None:
-    """Write ``data`` as JSON to ``path`` through a temp file + fsync + os.replace.
-
-    ``pad_to``: append whitespace up to that many bytes, reserving disk blocks that
-    :func:`overwrite_json_in_place` can reuse when the disk is full later.
-    """
+def write_bytes_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder (+ fsync) and os.replace."""
     path = Path(path)
-    text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n"
-    if len(text) < pad_to:
-        text += " " * (pad_to - len(text) - 1) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -42,6 +36,18 @@ def write_json_atomic(path: Path, data: Any, *, pad_to: int = 0) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_json_atomic(path: Path, data: Any, *, pad_to: int = 0) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (:func:`write_bytes_atomic`).
+
+    ``pad_to``: append whitespace up to that many bytes, reserving disk blocks that
+    :func:`overwrite_json_in_place` can reuse when the disk is full later.
+    """
+    text = json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n"
+    if len(text) < pad_to:
+        text += " " * (pad_to - len(text) - 1) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def overwrite_json_in_place(path: Path, data: Any) -> bool:

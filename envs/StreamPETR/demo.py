@@ -70,9 +70,6 @@ lidar_to_global = lib.lidar_to_global
 nuscenes_attribute = lib.nuscenes_attribute
 unwrap_result = lib.unwrap_result
 calib_from_info = lib.calib_from_info
-remap_data_path = lib.remap_data_path
-token_index = lib.token_index
-plugin_module_name = lib.plugin_module_name
 
 
 def lidar_box_to_nuscenes(row, convention=BOX_CONVENTION):
@@ -132,46 +129,13 @@ class Adapter(object):
         self.stream = None
 
     def load(self):
-        import importlib
-
         import torch
-        from mmcv import Config
-        from mmcv.runner import load_checkpoint, wrap_fp16_model
 
-        if self.repo not in sys.path:
-            sys.path.insert(0, self.repo)
-        config = lib.resolve_path(self.repo, self.settings.get("config") or DEFAULT_CONFIG)
-        cfg = Config.fromfile(config)
-        if cfg.get("custom_imports", None):
-            from mmcv.utils import import_modules_from_strings
-            import_modules_from_strings(**cfg["custom_imports"])
-        module = plugin_module_name(cfg, config, self.repo)
-        if module:
-            importlib.import_module(module)
-
-        from mmdet3d.datasets import build_dataset
-        from mmdet3d.models import build_model
-
-        dataroot = os.path.abspath(self.settings["dataroot"])
-        cfg.model.pretrained = None
-        cfg.data.test.test_mode = True
-        cfg.data.test.data_root = dataroot + os.sep
-        cfg.data.test.ann_file = lib.resolve_path(dataroot, self.options["info_file"])
-        self.dataset = build_dataset(cfg.data.test)
-        for info in self.dataset.data_infos:
-            for cam in info.get("cams", {}).values():
-                cam["data_path"] = remap_data_path(cam["data_path"], dataroot)
-        self.index = token_index(self.dataset.data_infos)
-
-        model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
-        if cfg.get("fp16", None) is not None:
-            wrap_fp16_model(model)
-        checkpoint = self.settings.get("checkpoint")
-        if not checkpoint:
-            raise ValueError("StreamPETR needs settings['checkpoint'] (exiawsh/storage v1.0 release asset)")
-        load_checkpoint(model, lib.resolve_path(self.repo, checkpoint), map_location="cpu")
+        self.model, self.dataset, self.index = lib.build_mmdet3d_detector(
+            self.repo, self.settings.get("config") or DEFAULT_CONFIG, self.settings["dataroot"],
+            self.options["info_file"], self.settings.get("checkpoint"), self.device,
+            "StreamPETR needs settings['checkpoint'] (exiawsh/storage v1.0 release asset)")
         self.torch = torch
-        self.model = model.to(torch.device(self.device)).eval()
 
     def prepare(self, sample):
         from mmcv.parallel import collate, scatter

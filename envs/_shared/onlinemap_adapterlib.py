@@ -349,3 +349,50 @@ def collate_to_device(item, device):
         import torch
         target = [torch.device(device).index or 0]
     return scatter(data, target)[0]
+
+
+def build_mmdet3d_detector(repo, config, dataroot, info_file, checkpoint, device, missing_checkpoint):
+    """The single-GPU test path of an mmdet3d detector repo (PETR, StreamPETR), as its tools/test.py.
+
+    Imports the repo's plugin, builds the test dataset from ``info_file`` under ``dataroot`` (camera
+    paths rebased onto it), builds the model, wraps fp16 when the config asks, loads ``checkpoint``
+    and moves the model to ``device`` in eval mode. Returns ``(model, dataset, token -> index)``.
+    ``missing_checkpoint`` is the error text when no checkpoint was given.
+    """
+    import importlib
+
+    import torch
+    from mmcv import Config
+    from mmcv.runner import load_checkpoint, wrap_fp16_model
+
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+    config = resolve_path(repo, config)
+    cfg = Config.fromfile(config)
+    if cfg.get("custom_imports", None):
+        from mmcv.utils import import_modules_from_strings
+        import_modules_from_strings(**cfg["custom_imports"])
+    module = plugin_module_name(cfg, config, repo)
+    if module:
+        importlib.import_module(module)
+
+    from mmdet3d.datasets import build_dataset
+    from mmdet3d.models import build_model
+
+    dataroot = os.path.abspath(dataroot)
+    cfg.model.pretrained = None
+    cfg.data.test.test_mode = True
+    cfg.data.test.data_root = dataroot + os.sep
+    cfg.data.test.ann_file = resolve_path(dataroot, info_file)
+    dataset = build_dataset(cfg.data.test)
+    for info in dataset.data_infos:
+        for cam in info.get("cams", {}).values():
+            cam["data_path"] = remap_data_path(cam["data_path"], dataroot)
+
+    model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
+    if cfg.get("fp16", None) is not None:
+        wrap_fp16_model(model)
+    if not checkpoint:
+        raise ValueError(missing_checkpoint)
+    load_checkpoint(model, resolve_path(repo, checkpoint), map_location="cpu")
+    return model.to(torch.device(device)).eval(), dataset, token_index(dataset.data_infos)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from onlinemap import paths
 from onlinemap.errors import ResultsError
+from onlinemap.fileio import write_bytes_atomic
 from onlinemap.runs import schema as rs
 
 if TYPE_CHECKING:
@@ -95,20 +95,10 @@ def _read_cache(path: Path) -> dict | None:
 
 
 def _write_cache(path: Path, data: dict) -> None:
-    """Atomic write (temp + rename); a failure only costs speed, so it is logged, never raised."""
+    """Atomic write; a failure only costs speed, so it is logged, never raised (no fsync: a cache)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        write_bytes_atomic(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL), fsync=False)
     except OSError as exc:
         log.warning("cannot write the results cache %s: %s", path, exc)
 

@@ -123,15 +123,15 @@ def test_accepts_numpy_and_empty_and_inner_dict():
 
 
 def test_remap_data_path():
-    assert demo.remap_data_path("./data/nuscenes/samples/CAM_FRONT/x.jpg", "/d") == "/d/samples/CAM_FRONT/x.jpg"
-    assert demo.remap_data_path("/data/Dataset/nuScenes/sweeps/CAM_BACK/y.jpg", "/d") == "/d/sweeps/CAM_BACK/y.jpg"
-    assert demo.remap_data_path("samples/CAM_FRONT/x.jpg", "/d") == "/d/samples/CAM_FRONT/x.jpg"
+    assert demo.lib.remap_data_path("./data/nuscenes/samples/CAM_FRONT/x.jpg", "/d") == "/d/samples/CAM_FRONT/x.jpg"
+    assert demo.lib.remap_data_path("/data/Dataset/nuScenes/sweeps/CAM_BACK/y.jpg", "/d") == "/d/sweeps/CAM_BACK/y.jpg"
+    assert demo.lib.remap_data_path("samples/CAM_FRONT/x.jpg", "/d") == "/d/samples/CAM_FRONT/x.jpg"
 
 
 def test_plugin_module_name_like_tools_test():
-    assert demo.plugin_module_name({"plugin": True, "plugin_dir": "projects/mmdet3d_plugin/"}, "c.py", "/r") \
+    assert demo.lib.plugin_module_name({"plugin": True, "plugin_dir": "projects/mmdet3d_plugin/"}, "c.py", "/r") \
         == "projects.mmdet3d_plugin"
-    assert demo.plugin_module_name({}, "c.py", "/r") is None
+    assert demo.lib.plugin_module_name({}, "c.py", "/r") is None
 
 
 def test_adapter_file_is_py37_and_stdlib_only_at_module_level():
