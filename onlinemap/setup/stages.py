@@ -233,6 +233,10 @@ def _run_chain(stages: list[Stage], ctx: SetupContext, done: dict, lock: threadi
         if bad:
             res = StageResult(stage.key, stage.name, stage.model, STATUS_BLOCKED, f"blocked: {', '.join(bad)} failed",
                               fix=done[bad[0]].fix)
+            if ctx.dry_run:  # a plan that stops at the first failure hides the rest of the plan: show it anyway
+                plan = run_stage(stage, ctx)
+                res.detail += f"; once fixed: {plan.status}: {plan.detail}"
+                ctx.say(f"== {stage.key}: {res.detail}")
         else:
             ctx.say(f"== {stage.key}: {stage.title}")
             res = run_stage(stage, ctx)

@@ -90,6 +90,20 @@ def _gpu_line(gpu: dict) -> str:
             f"CUDA <= {gpu.get('cuda_driver_version')} allowed by the driver")
 
 
+def _models_without_env(specs: list) -> list:
+    """The conda models whose env is not installed and ready yet: only those still need disk."""
+    from onlinemap.environments import resolve_environment
+    from onlinemap.errors import OnlinemapError
+
+    pending = []
+    for spec in specs:
+        try:
+            resolve_environment(spec)
+        except OnlinemapError:
+            pending.append(spec)
+    return pending
+
+
 def _check_system(ctx: SetupContext) -> CheckResult:
     f = system_facts(ctx)
     warnings = []
@@ -103,11 +117,12 @@ def _check_system(ctx: SetupContext) -> CheckResult:
                         "many small files are slow there; prefer a volume disk (docs/runpod.md)")
     if f["workspace"] and not f["pod"]:
         warnings.append("no RUNPOD_POD_ID: /workspace exists but this does not look like a RunPod pod")
-    need = MIN_FREE_GB_REFERENCE + MIN_FREE_GB_PER_CONDA_MODEL * len(ctx.conda_models)
+    pending = _models_without_env(ctx.conda_models)  # a rerun must not demand room for envs it already has
+    need = MIN_FREE_GB_REFERENCE + MIN_FREE_GB_PER_CONDA_MODEL * len(pending)
     free = f["home_free_gb"]
     disk = f"{free} GB free at {f['home']}" if free is not None else f"free space at {f['home']} unknown"
     pod = f"pod {f['pod']['RUNPOD_POD_ID']}" if f["pod"].get("RUNPOD_POD_ID") else "not a pod"
-    detail = f"{_gpu_line(f['gpu'])}; {disk} (need ~{need:g}); {pod}"
+    detail = f"{_gpu_line(f['gpu'])}; {disk} (need ~{need:g} GB: {len(pending)} env(s) to create); {pod}"
     if f["container_free_gb"] is not None:
         detail += f"; container disk {f['container_free_gb']} GB free"
     if free is not None and free < need:

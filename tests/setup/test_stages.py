@@ -37,13 +37,22 @@ def _tree(root: Path) -> list:
     return sorted(str(p) for p in root.rglob("*")) if root.exists() else []
 
 
+def _cli(*args):
+    """The CLI in-process (click's runner), so the fixtures' stand-ins (free disk) apply to it."""
+    from click.testing import CliRunner
+
+    from onlinemap.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
 def test_dry_run_five_models_plans_every_stage_and_changes_nothing(tmp_path, monkeypatch):
     home = tmp_path / "fresh-home"
     monkeypatch.setenv("ONLINEMAP_HOME", str(home))
     monkeypatch.delenv("NUSCENES_ROOT", raising=False)
     monkeypatch.delenv("ONLINEMAP_ENVS", raising=False)
-    out = run_cli("setup", "run", "--models", ",".join(FIVE), "--dry-run", "--json")
-    assert out.returncode == 0, out.stderr
+    out = _cli("setup", "run", "--models", ",".join(FIVE), "--dry-run", "--json")
+    assert out.exit_code == 0, out.output
     res = {r["key"]: r for r in json.loads(out.stdout)["results"]}
     assert not home.exists()                                                    # nothing created
     assert res["micromamba"]["status"] == "would run" and "1.5.8" in res["micromamba"]["detail"]
@@ -54,9 +63,31 @@ def test_dry_run_five_models_plans_every_stage_and_changes_nothing(tmp_path, mon
         assert res[f"weights:{m}"]["status"] == "would run"
         assert res[f"info:{m}"]["status"] == "skipped" and "synthetic" in res[f"info:{m}"]["detail"]
         assert res[f"smoke:{m}"]["status"] == "would run"
-    text = run_cli("setup", "run", "--models", "MapTR", "--dry-run")
-    assert text.returncode == 0 and "dry run: nothing was changed" in text.stdout
+    text = _cli("setup", "run", "--models", "MapTR", "--dry-run")
+    assert text.exit_code == 0 and "dry run: nothing was changed" in text.output
     assert not home.exists()
+
+
+def test_disk_shortfall_fails_the_system_stage_yet_the_dry_run_shows_the_whole_plan(tmp_path, monkeypatch):
+    from onlinemap.setup import system
+
+    home = tmp_path / "small-disk"
+    monkeypatch.setenv("ONLINEMAP_HOME", str(home))
+    monkeypatch.delenv("NUSCENES_ROOT", raising=False)
+    monkeypatch.delenv("ONLINEMAP_ENVS", raising=False)
+    monkeypatch.setattr(system, "disk_free_gb", lambda path: 40.0)            # five models need ~76 GB
+    out = _cli("setup", "run", "--models", ",".join(FIVE), "--dry-run", "--json")
+    assert out.exit_code == 1                                                   # the real run would fail
+    res = {r["key"]: r for r in json.loads(out.stdout)["results"]}
+    assert res["system"]["status"] == "failed" and "not enough disk" in res["system"]["detail"]
+    assert "40.0 GB free" in res["system"]["detail"] and "need ~76" in res["system"]["detail"]
+    assert "fewer --models" in res["system"]["fix"]
+    env = res["env:MapTR"]                                                      # blocked, but the plan is still there
+    assert env["status"] == "blocked" and "system" in env["detail"]
+    assert "once fixed: would run" in env["detail"] and "onlinemap env create MapTR" in env["detail"]
+    assert not home.exists()
+    one = _cli("setup", "run", "--models", "MapTR", "--dry-run", "--json")      # ~16 GB: fits in 40
+    assert one.exit_code == 0, one.output
 
 
 def test_dry_run_with_real_dataroot_plans_converters(tmp_path, monkeypatch, synth_root):
@@ -105,12 +136,17 @@ def test_env_failure_midway_removes_the_prefix(om_home, fakeconda, make_pack, gi
     assert not any(p.name.startswith("FakeMap-") for p in (om_home / "envs").iterdir())
 
 
-def test_env_and_weights_stages_then_rerun_skips(om_home, fakeconda, make_pack, git_redirect):
+def test_env_and_weights_stages_then_rerun_skips(om_home, fakeconda, make_pack, git_redirect, monkeypatch):
+    from onlinemap.setup import system
+
     make_pack("FakeMap")
     res = _run(_ctx(models="FakeMap", skip_weights=False))
     assert res["env:FakeMap"].status == "done", res["env:FakeMap"].detail
     assert res["weights:FakeMap"].status == "done" and "verified" in res["weights:FakeMap"].detail
-    again = _run(_ctx(models="FakeMap"))
+    assert "1 env(s) to create" in res["system"].detail
+    monkeypatch.setattr(system, "disk_free_gb", lambda path: 5.0)              # the env filled the disk
+    again = _run(_ctx(models="FakeMap"))                                        # ...a rerun still passes
+    assert again["system"].status == "ok" and "0 env(s) to create" in again["system"].detail
     assert again["env:FakeMap"].status == "ok" and again["weights:FakeMap"].status == "ok"
 
 
