@@ -7,23 +7,26 @@ CPU and PCIe they share: the run records say which device each ran on). Threads,
 each run already lives in its own model process; the driver side only waits and samples.
 
 Ctrl-C only ever reaches the main thread, and ``proc.run_supervised`` installs no signal handler
-off the main thread, so the main thread owns the shutdown: on KeyboardInterrupt (or SIGTERM, via
-the same path) it sets a stop event (no new model starts) and kills the process group of every
-model still running (found through the run's job file in its command line); those runs are then
-recorded as ``interrupted``, with every finished sample kept.
+off the main thread, so the main thread owns the shutdown: on KeyboardInterrupt, or SIGTERM (a
+handler installed for the duration, when called from the main thread: a ``timeout`` or a pod
+shutdown must not orphan model processes that hold GPUs), it sets a stop event (no new model
+starts) and kills the process group of every model still running (found through the run's job file
+in its command line); those runs are then recorded as ``interrupted``, with every finished sample
+kept, and exit code 130 (SIGINT) or 143 (SIGTERM).
 """
 from __future__ import annotations
 
 import logging
 import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from onlinemap.errors import EXIT_INTERRUPTED, UsageError
+from onlinemap.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
 
 __all__ = ["resolve_gpus", "ScheduledRun", "run_scheduled"]
 
@@ -72,6 +75,10 @@ def resolve_gpus(gpus: str | list[str]) -> list[str]:
     if len(set(indices)) != len(indices):
         raise UsageError(f"--gpus {gpus}: a GPU is named twice", "name each GPU once")
     return [f"cuda:{i}" for i in indices]
+
+
+class _Terminated(Exception):
+    """Raised in the main thread when SIGTERM arrives while the scheduler waits."""
 
 
 @dataclass
@@ -163,30 +170,40 @@ def run_scheduled(models: list[str], devices: list[str],
                for i, d in enumerate(devices)]
     for t in threads:
         t.start()
-    interrupted = False
+    stopped_by = None
+    installed, old_term = False, None
+    if threading.current_thread() is threading.main_thread():
+        def on_term(signum, frame):
+            raise _Terminated()
+
+        old_term, installed = signal.signal(signal.SIGTERM, on_term), True
     try:
-        while not all(e.is_set() for e in finished):
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        log.warning("interrupted: stopping %d running model(s)", len(active))
-        with lock:
-            running = list(active.values())
-        for item in running:
-            if item.run_dir is not None:
-                _kill_run(item.run_dir)
-        try:   # the killed runs still finish their records (summary, status) in their threads
+        try:
             while not all(e.is_set() for e in finished):
                 time.sleep(0.1)
-        except KeyboardInterrupt:   # a second Ctrl-C: stop waiting
-            log.warning("second interrupt: not waiting for the model runs to finish their records")
-        for item in running:
-            _mark_interrupted(item)
-    return runs, interrupted
+        except (KeyboardInterrupt, _Terminated) as exc:
+            stopped_by = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+            stop.set()
+            log.warning("interrupted by %s: stopping %d running model(s)", stopped_by, len(active))
+            with lock:
+                running = list(active.values())
+            for item in running:
+                if item.run_dir is not None:
+                    _kill_run(item.run_dir)
+            try:   # the killed runs still finish their records (summary, status) in their threads
+                while not all(e.is_set() for e in finished):
+                    time.sleep(0.1)
+            except (KeyboardInterrupt, _Terminated):   # asked twice: stop waiting
+                log.warning("second interrupt: not waiting for the model runs to finish their records")
+            for item in running:
+                _mark_interrupted(item, stopped_by)
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
+    return runs, stopped_by is not None
 
 
-def _mark_interrupted(item: ScheduledRun) -> None:
+def _mark_interrupted(item: ScheduledRun, signame: str) -> None:
     """A run killed by the scheduler ends ``failed`` in its thread (the group died); record why."""
     from onlinemap.runs.store import save_run
 
@@ -194,7 +211,7 @@ def _mark_interrupted(item: ScheduledRun) -> None:
     if out is None or out.record.status == "interrupted":
         return
     out.record.status = "interrupted"
-    out.record.exit_code = EXIT_INTERRUPTED
-    out.record.error = {"message": "interrupted by SIGINT; the scheduler killed the model process group",
+    out.record.exit_code = EXIT_TERMINATED if signame == "SIGTERM" else EXIT_INTERRUPTED
+    out.record.error = {"message": f"interrupted by {signame}; the scheduler killed the model process group",
                         "hint": "finished samples are kept in samples.jsonl"}
     save_run(out.run_dir, out.record)

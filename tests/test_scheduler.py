@@ -47,10 +47,13 @@ def test_gpus_naming_a_missing_gpu_is_a_usage_error(om_home):
     assert not (om_home / "results").exists()
 
 
-def test_ctrl_c_stops_every_worker_and_keeps_samples(om_home, tmp_path):
+@pytest.mark.parametrize("sig, code_", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_every_worker_and_keeps_samples(om_home, tmp_path, sig, code_):
+    """Ctrl-C, or SIGTERM from `timeout` / a pod shutdown: no model process may outlive the driver."""
     code = ("import onlinemap as om\n"
             "r = om.bench(['slowref', 'slowref'], samples=30, warmup=0, gpus=['cpu', 'cpu'], progress=False)\n"
-            "print('DONE', r.interrupted, sorted(o.status for o in r), r.skipped, flush=True)\n")
+            "print('DONE', r.interrupted, sorted(o.status for o in r), r.skipped, flush=True)\n"
+            "print('CODES', sorted(o.exit_code for o in r), flush=True)\n")
     env = dict(os.environ, ONLINEMAP_TEST_SLEEP_S="0.3")
     driver = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -64,12 +67,14 @@ def test_ctrl_c_stops_every_worker_and_keeps_samples(om_home, tmp_path):
     else:
         driver.kill()
         pytest.fail("the two runs never both streamed samples: " + driver.communicate()[1][-2000:])
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(sig)
     out, err = driver.communicate(timeout=60)
     assert "DONE True ['interrupted', 'interrupted'] []" in out, out + err
+    assert f"CODES [{code_}, {code_}]" in out, out + err
     for f in results.glob("*/run.json"):
         rec = json.loads(f.read_text())
         assert rec["status"] == "interrupted" and rec["summary"]["samples"]["measured"] >= 2
+        assert rec["exit_code"] == code_ and signal.Signals(sig).name in rec["error"]["message"]
     time.sleep(0.3)
     import psutil
 
