@@ -17,7 +17,8 @@ Schema (version 1)::
     [repo]        url, commit (40 hex), license (optional)
     [config]      default, others = [...]
     [checkpoint]  file, url, sha256 ("" until pinned), gdrive_id, note
-    [data]        needs = ["nuscenes", "can_bus", "map_expansion", "openlane_v2"], versions, info_files, note
+    [data]        needs = ["nuscenes", "can_bus", "map_expansion", "openlane_v2"], versions, info_files,
+                  converter = ["python", "tools/create_data.py", "--root-path", "{root}", ...], converter_cwd, note
     [gpu]         min_compute = 6.0, max_compute = 8.9, note    # compute capabilities the env runs on
     [ops]         build = [["python", "setup.py", "develop"], ...]  (argv lists run in the repo), cuda_ops = [..]
     [smoke]       imports = ["torch", "mmcv", "mmdet3d"]      # what a ready env must import
@@ -38,7 +39,8 @@ else:  # pragma: no cover - exercised on 3.9/3.10 only
     import tomli as tomllib
 
 __all__ = ["ModelSpec", "RepoSpec", "ConfigSpec", "CheckpointSpec", "DataSpec", "GpuSpec", "OpsSpec",
-           "SmokeSpec", "load_model_spec", "TASKS", "ENV_KINDS", "OUTPUT_KEYS", "DATA_NEEDS", "SCHEMA_VERSION"]
+           "SmokeSpec", "load_model_spec", "TASKS", "ENV_KINDS", "OUTPUT_KEYS", "DATA_NEEDS", "SCHEMA_VERSION",
+           "CONVERTER_PLACEHOLDERS"]
 
 SCHEMA_VERSION = 1
 TASKS = ("detection", "map", "topology", "planning")
@@ -46,6 +48,10 @@ ENV_KINDS = ("conda", "host")
 OUTPUT_KEYS = ("detections_3d", "map_elements", "topology", "plan")
 DATA_NEEDS = ("nuscenes", "can_bus", "map_expansion", "openlane_v2")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_PLACEHOLDER = re.compile(r"{([^{}]*)}")
+#: what a [data] converter argv may name: the dataroot, the output dir, the devkit version argument
+#: (v1.0 for trainval, v1.0-mini), and the directory that holds can_bus/
+CONVERTER_PLACEHOLDERS = ("root", "out", "version", "canbus")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -126,11 +132,27 @@ class DataSpec(_Section):
     needs: list = field(default_factory=lambda: ["nuscenes"])
     versions: list = field(default_factory=lambda: ["v1.0-trainval", "v1.0-mini"])
     info_files: list = field(default_factory=list)
+    converter: list = field(default_factory=list)   # argv run with the env's python (setup's info stage)
+    converter_cwd: str = ""                          # where it runs, relative to the repo (also its PYTHONPATH)
     note: str = ""
 
     def check(self, path, prefix):
         _expect(isinstance(self.needs, list) and all(n in DATA_NEEDS for n in self.needs), path,
                 f"{prefix}.needs", f"a list drawn from {list(DATA_NEEDS)}", self.needs)
+        _expect(isinstance(self.info_files, list) and all(isinstance(f, str) and f and "/" not in f
+                                                          for f in self.info_files),
+                path, f"{prefix}.info_files", "a list of bare file names", self.info_files)
+        ok = isinstance(self.converter, list) and all(isinstance(a, str) for a in self.converter)
+        _expect(ok and (not self.converter or self.converter[0] == "python"), path, f"{prefix}.converter",
+                'an argv list starting with "python" (or [] when the info files are made by hand)', self.converter)
+        bad = sorted({m for a in self.converter for m in _PLACEHOLDER.findall(a)} - set(CONVERTER_PLACEHOLDERS))
+        _expect(not bad, path, f"{prefix}.converter",
+                "placeholders drawn from " + ", ".join("{%s}" % n for n in CONVERTER_PLACEHOLDERS), bad)
+        _expect(isinstance(self.converter_cwd, str) and not self.converter_cwd.startswith("/")
+                and ".." not in Path(self.converter_cwd).parts, path, f"{prefix}.converter_cwd",
+                "a folder inside the repo (relative, no ..)", self.converter_cwd)
+        _expect(not self.converter or bool(self.info_files), path, f"{prefix}.info_files",
+                "the files the converter writes (a converter is given)", self.info_files)
 
 
 @dataclass

@@ -5,10 +5,11 @@
 v1.0-mini is written to ``ONLINEMAP_HOME/data/nuscenes-synth`` (via a temporary sibling, renamed
 when complete, so an interrupted write never looks ready); it exercises the pipeline, not accuracy.
 
-Info files (``model.toml [data] info_files``) are made with the model's own converter, run in the
-model's env from its repo. The argv lists below come from each repo's docs (research/models.md §1.3,
-§2.3, §3.3, §5.3) and are UNVERIFIED here (no env, no real nuScenes on this machine). TopoMLP's
-OpenLane-V2 pickles come from the OpenLane-V2 devkit: the stage says so instead of guessing.
+Info files (``model.toml [data] info_files``) are made with the model's own converter (``[data]
+converter``, an argv list checked against each repo's argparse at its pinned commit; see the pack's
+README), run with the env's python in the model's repo, writing into a temporary folder inside the
+root whose files are moved in only when all of them exist. A pack with no converter (TopoMLP: its
+OpenLane-V2 pickle comes from the OpenLane-V2 devkit) gets a clear "make it by hand" line instead.
 """
 from __future__ import annotations
 
@@ -21,22 +22,9 @@ from onlinemap import paths
 from onlinemap.errors import DatasetError, MissingPrerequisiteError
 from onlinemap.setup.stages import CheckResult, SetupContext, Stage, StageLog, fault_point
 
-__all__ = ["CONVERTERS", "data_stage", "info_stage", "check_layout", "converter_argv", "SYNTH_SCENES"]
+__all__ = ["data_stage", "info_stage", "check_layout", "converter_argv", "canbus_parent", "SYNTH_SCENES"]
 
 SYNTH_SCENES, SYNTH_SAMPLES = 2, 20     # what `onlinemap data synth` writes by default
-
-#: model -> argv run with the env's python in the model's repo ({root}: dataroot, {canbus}: its parent)
-CONVERTERS = {
-    "MapTR": ["python", "tools/create_data.py", "nuscenes", "--root-path", "{root}", "--out-dir", "{out}",
-              "--extra-tag", "nuscenes", "--version", "{version}", "--canbus", "{canbus}"],
-    "PETR": ["python", "mmdetection3d/tools/create_data.py", "nuscenes", "--root-path", "{root}", "--out-dir",
-             "{out}", "--extra-tag", "nuscenes", "--version", "{version}"],
-    "StreamPETR": ["python", "tools/create_data_nusc.py", "--root-path", "{root}", "--out-dir", "{out}",
-                   "--extra-tag", "nuscenes2d", "--version", "{version}"],
-    "VAD": ["python", "tools/data_converter/vad_nuscenes_converter.py", "nuscenes", "--root-path", "{root}",
-            "--out-dir", "{out}", "--extra-tag", "vad_nuscenes", "--version", "{version}", "--canbus", "{canbus}"],
-}
-
 
 def _synth_root() -> Path:
     return paths.data_dir() / "nuscenes-synth"
@@ -96,9 +84,19 @@ def data_stage() -> Stage:
                  _check_data, _run_data)
 
 
+def canbus_parent(root: Path) -> Path:
+    """The folder that holds ``can_bus/``: inside the root or beside it (both layouts are in use)."""
+    root = Path(root)
+    return root if (root / "can_bus").is_dir() else root.parent
+
+
 def converter_argv(spec, root: Path, out: Optional[Path] = None) -> Optional[list]:
-    argv = CONVERTERS.get(spec.name)
-    if argv is None:
+    """``[data] converter`` with its placeholders filled, or None when the pack names no converter.
+
+    ``{version}`` is the nuScenes devkit convention the converters share: ``v1.0`` (trainval, whose
+    val split gives the *_val.pkl) or ``v1.0-mini``.
+    """
+    if not spec.data.converter:
         return None
     from onlinemap.harness import nuscenes_index
 
@@ -107,7 +105,8 @@ def converter_argv(spec, root: Path, out: Optional[Path] = None) -> Optional[lis
     except nuscenes_index.NotNuScenes:
         version = "v1.0"
     version = "v1.0-mini" if version == "v1.0-mini" else "v1.0"
-    return [a.format(root=str(root), out=str(out or root), canbus=str(Path(root).parent), version=version) for a in argv]
+    values = {"root": str(root), "out": str(out or root), "canbus": str(canbus_parent(root)), "version": version}
+    return [a.format(**values) for a in spec.data.converter]
 
 
 def _check_info(ctx: SetupContext, spec) -> CheckResult:
@@ -121,39 +120,78 @@ def _check_info(ctx: SetupContext, spec) -> CheckResult:
     return CheckResult(True, f"{root}: {', '.join(spec.data.info_files)}")
 
 
+#: run with the env's python: every info file must unpickle (a converter killed mid-write leaves a torn one)
+_LOAD_CHECK = "import pickle, sys\nfor p in sys.argv[1:]:\n    with open(p, 'rb') as fh:\n        pickle.load(fh)\n"
+
+
 def _run_info(ctx: SetupContext, log: StageLog, spec) -> None:
+    """Run the pack's converter; keep its info files only when every one of them exists and loads.
+
+    Converters write into ``{out}`` (a staging folder inside the root, moved in at the end) or, where
+    the script ignores or must not get a separate ``--out-dir`` (StreamPETR, mmdet3d 0.17.1 for PETR),
+    straight into the root. A non-zero exit is accepted when every info file loads: with ``--version
+    v1.0`` the upstream scripts write the val infos, then fail on a missing ``v1.0-test``.
+    """
     from onlinemap.environments import resolve_environment
-    from onlinemap.environments.installers import env_child_env, run_step
     from onlinemap.environments.base import run_prefix_argv
+    from onlinemap.environments.installers import env_child_env
+    from onlinemap.proc import run_supervised
     from onlinemap.readiness import repo_dir
 
     root = ctx.effective_dataroot()
     layout = check_layout(root, tuple(spec.data.needs))
     if not layout.ok:
         raise DatasetError(f"{spec.name}: {layout.detail}", layout.fix)
-    out = root / f".onlinemap-info-{spec.name}.partial"      # moved into the root only when the converter succeeded
+    out = root / f".onlinemap-info-{spec.name}.partial"
     argv = converter_argv(spec, root, out)
     if argv is None:
         raise MissingPrerequisiteError(
             f"{spec.name}: no converter is known for {', '.join(spec.data.info_files)} ({spec.data.note or 'see docs'})",
             f"make the file(s) as envs/{spec.name}/README.md says and put them in {root}")
+    if "nuscenes" in spec.data.needs and not (root / "samples" / "LIDAR_TOP").is_dir():
+        raise DatasetError(f"{spec.name}: {root}/samples/LIDAR_TOP is missing, and the nuScenes converters check "
+                           "that every LiDAR file exists (even for camera-only models)",
+                           "download the LiDAR blobs of the split too, then rerun this stage")
     handle = resolve_environment(spec)
+    cwd = repo_dir(spec) / spec.data.converter_cwd
+    full = [handle.python if i == 0 and a == "python" else a for i, a in enumerate(argv)]
+    env = env_child_env(handle.prefix)
+    env["PYTHONPATH"] = str(cwd)  # converters import `tools.data_converter…` from their own tree
+    before = {name for name in spec.data.info_files if (root / name).exists()}
+    log(f"converter: {' '.join(argv)} (in {cwd})")
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    repo = repo_dir(spec)
-    full = [handle.python if i == 0 and a == "python" else a for i, a in enumerate(argv)]
-    log(f"converter: {' '.join(argv)} (in {repo})")
-    run_step(f"info files ({spec.name})", [*run_prefix_argv(handle), *full], model=spec.name, log_path=log.path,
-             env=env_child_env(handle.prefix), cwd=repo)
-    for name in spec.data.info_files:
-        if not (out / name).is_file():
-            raise MissingPrerequisiteError(f"{spec.name}: the converter did not write {name}", f"see {log.path}")
-        os.replace(out / name, root / name)
-    shutil.rmtree(out, ignore_errors=True)
+    kept = False
+    try:
+        res = run_supervised([*run_prefix_argv(handle), *full], env=env, cwd=cwd, log_path=log.path)
+        if res.interrupted:   # Ctrl-C / SIGTERM stops the whole setup; a rerun resumes at this stage
+            raise KeyboardInterrupt
+        found = {name: (out / name if (out / name).is_file() else root / name) for name in spec.data.info_files}
+        missing = [name for name, path in found.items() if not path.is_file()]
+        if missing:
+            raise MissingPrerequisiteError(f"{spec.name}: the converter (exit {res.returncode}) did not write "
+                                           f"{', '.join(missing)}", f"see {log.path}")
+        check = run_supervised([*run_prefix_argv(handle), handle.python, "-c", _LOAD_CHECK,
+                                *map(str, found.values())], env=env, cwd=cwd, log_path=log.path)
+        if not check.ok:
+            raise MissingPrerequisiteError(f"{spec.name}: the converter (exit {res.returncode}) wrote "
+                                           f"{', '.join(found)}, but they do not load", f"see {log.path}")
+        if res.returncode != 0:
+            log(f"warning: the converter exited {res.returncode}, but every info file it was run for "
+                f"({', '.join(found)}) was written and loads: kept")
+        for name, path in found.items():
+            if path.parent == out:
+                os.replace(path, root / name)
+        kept = True
+    finally:  # a failed or interrupted converter leaves nothing that looks like an info file
+        shutil.rmtree(out, ignore_errors=True)
+        if not kept:
+            for name in set(spec.data.info_files) - before:
+                (root / name).unlink(missing_ok=True)
 
 
 def info_stage(spec) -> Stage:
-    argv = CONVERTERS.get(spec.name)
+    argv = spec.data.converter
     how = f"`{' '.join(argv[:2])} …` in the model's env" if argv else "the model's own data tools (by hand)"
     title = f"make {', '.join(spec.data.info_files)} with {how}" if spec.data.info_files else "no info files"
     return Stage("info", title,

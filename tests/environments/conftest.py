@@ -136,6 +136,7 @@ def make_pack(tmp_path, monkeypatch, git_repo):
     """Factory: write a conda-kind model pack under tmp/packs/<name>/ and load its ModelSpec.
 
     ``lock``: a callable(pack_dir) writing conda-lock.yml, or None for no lock (environment.yml only).
+    ``data``: keys of a ``[data]`` table (needs, info_files, converter, ...), or None for the defaults.
     """
     import hashlib
 
@@ -147,14 +148,15 @@ def make_pack(tmp_path, monkeypatch, git_repo):
     weights_src = tmp_path / "weights-src.bin"
     weights_src.write_bytes(b"checkpoint bytes\n" * 100)
 
-    def make(name="FakeMap", *, lock=None, imports=("hello_mod",), ops=None, commit=None, ck_sha=None):
+    def make(name="FakeMap", *, lock=None, imports=("hello_mod",), ops=None, commit=None, ck_sha=None, data=None):
         folder = packs / name
         folder.mkdir(exist_ok=True)
         ops = ops if ops is not None else [["python", "-c", "open('built.txt', 'w').write('ok')"]]
         sha = ck_sha if ck_sha is not None else hashlib.sha256(weights_src.read_bytes()).hexdigest()
         (folder / "model.toml").write_text(PACK_TOML.format(
             name=name, pyver=ch.PYVER, repo_url=git_repo["url"], commit=commit or git_repo["pinned"],
-            ck_url=weights_src.as_uri(), ck_sha=sha, ops=json.dumps(ops), imports=json.dumps(list(imports))))
+            ck_url=weights_src.as_uri(), ck_sha=sha, ops=json.dumps(ops), imports=json.dumps(list(imports)))
+            + ("\n[data]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in data.items()) if data else ""))
         (folder / "demo.py").write_text("# test pack adapter (never run by these tests)\n")
         (folder / "environment.yml").write_text("name: fakemap\nchannels: [local]\ndependencies:\n  - python\n"
                                                 "  - hello-mod\n")

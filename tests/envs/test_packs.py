@@ -34,6 +34,12 @@ def test_model_toml_is_complete(pack):
             "an unpinned checkpoint must say when its sha256 gets pinned"
     assert spec.gpu.max_compute < 9.0 or spec.name not in {"MapTR", "PETR", "VAD"}, "cu111 stacks cannot run on Hopper"
     assert spec.gpu.note and spec.smoke.imports and spec.data.needs
+    # setup makes the info files itself: a nuScenes pack names its converter; the by-hand one says how
+    if "nuscenes" in spec.data.needs:
+        assert spec.data.converter and "{root}" in spec.data.converter and "{version}" in spec.data.converter
+        assert ("--canbus" in spec.data.converter) == ("can_bus" in spec.data.needs)
+    else:
+        assert not spec.data.converter and "preprocess" in spec.data.note
 
 
 @pytest.mark.parametrize("pack", CONDA_PACKS, ids=lambda p: p.name)

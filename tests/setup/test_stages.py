@@ -245,3 +245,127 @@ def test_quick_test_models_script(script_env, synth_root):
     ok = subprocess.run([str(REPO / "quick_test_models.sh"), "reference"], capture_output=True, text=True, env=env,
                         timeout=120, stdin=subprocess.DEVNULL)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+
+
+# A converter that behaves like the real ones: reads argparse-style flags, pickles the named info file into
+# --out-dir (or the root, FAKE_CONVERTER_INTO=root, like StreamPETR's), recording the argv, cwd and
+# PYTHONPATH it got. FAKE_CONVERTER_EXIT: its exit code after writing (upstream scripts fail on a missing
+# v1.0-test after writing val); FAKE_CONVERTER_TORN=1: a pickle cut short (killed mid-write).
+_CONVERTER = ("import os, pickle, sys; a = sys.argv; e = os.environ.get; "
+              "d = a[a.index('--root-path' if e('FAKE_CONVERTER_INTO') == 'root' else '--out-dir') + 1]; "
+              "b = pickle.dumps(dict(argv=a[1:], cwd=os.getcwd(), pythonpath=e('PYTHONPATH'))); "
+              "open(os.path.join(d, 'fake_infos_val.pkl'), 'wb').write(b[:9] if e('FAKE_CONVERTER_TORN') else b); "
+              "sys.exit(int(e('FAKE_CONVERTER_EXIT', '0')))")
+
+
+def _converter_pack(make_pack, **data):
+    return make_pack("FakeMap", data={
+        "needs": ["nuscenes", "can_bus"], "info_files": ["fake_infos_val.pkl"],
+        "converter": ["python", "-c", _CONVERTER, "nuscenes", "--root-path", "{root}", "--out-dir", "{out}",
+                      "--version", "{version}", "--canbus", "{canbus}"], **data})
+
+
+@pytest.fixture
+def real_root(tmp_path, synth_root):
+    """A writable copy of the synthetic root with a CAN bus folder beside it (the converter writes into it)."""
+    import shutil
+
+    root = tmp_path / "data" / "nuscenes"
+    shutil.copytree(synth_root, root)
+    (tmp_path / "data" / "can_bus").mkdir()
+    return root
+
+
+def _info(root: Path) -> dict:
+    import pickle
+
+    return pickle.loads((root / "fake_infos_val.pkl").read_bytes())
+
+
+def test_info_stage_runs_the_packs_converter_in_its_env(om_home, fakeconda, make_pack, git_redirect, real_root):
+    spec = _converter_pack(make_pack)
+    res = _run(_ctx(models="FakeMap", dataroot=real_root))
+    assert res["env:FakeMap"].status == "done", res["env:FakeMap"].detail
+    assert res["info:FakeMap"].status == "done", res["info:FakeMap"].detail
+    got = _info(real_root)
+    assert got["argv"][got["argv"].index("--root-path") + 1] == str(real_root)
+    assert got["argv"][got["argv"].index("--version") + 1] == "v1.0-mini"     # the synthetic root is a mini
+    assert got["argv"][got["argv"].index("--canbus") + 1] == str(real_root.parent)  # the folder holding can_bus/
+    from onlinemap.readiness import repo_dir
+
+    assert got["cwd"] == str(repo_dir(spec)) and got["pythonpath"] == str(repo_dir(spec))
+    assert not list(real_root.glob(".onlinemap-info-*"))                        # the staging folder is gone
+    again = _run(_ctx(models="FakeMap", dataroot=real_root))
+    assert again["info:FakeMap"].status == "ok"                                 # a rerun does not convert again
+
+
+def test_a_converter_writing_into_the_root_from_a_subfolder(om_home, fakeconda, make_pack, git_redirect, real_root,
+                                                            monkeypatch):
+    """PETR's way: mmdet3d's script runs from <repo>/mmdetection3d and writes into the root itself."""
+    from onlinemap.readiness import repo_dir
+
+    from onlinemap.setup.plan import run_one_stage
+
+    spec = _converter_pack(make_pack, converter_cwd="sub")
+    assert run_one_stage(_ctx(models="FakeMap"), "env", "FakeMap").status == "done"          # the repo is checked out now
+    (repo_dir(spec) / "sub").mkdir()
+    monkeypatch.setenv("FAKE_CONVERTER_INTO", "root")
+    res = _run(_ctx(models="FakeMap", dataroot=real_root))
+    assert res["info:FakeMap"].status == "done", res["info:FakeMap"].detail
+    assert _info(real_root)["cwd"] == _info(real_root)["pythonpath"] == str(repo_dir(spec) / "sub")
+
+
+def test_a_nonzero_exit_after_complete_files_keeps_them(om_home, fakeconda, make_pack, git_redirect, real_root,
+                                                        monkeypatch):
+    """`--version v1.0` writes the val infos, then fails without v1.0-test: the val file is what we asked for."""
+    _converter_pack(make_pack)
+    monkeypatch.setenv("FAKE_CONVERTER_EXIT", "1")
+    res = _run(_ctx(models="FakeMap", dataroot=real_root))
+    assert res["info:FakeMap"].status == "done", res["info:FakeMap"].detail
+    assert "exited 1" in Path(res["info:FakeMap"].log).read_text() and _info(real_root)["argv"]
+
+
+@pytest.mark.parametrize("knobs, why", [({"FAKE_CONVERTER_TORN": "1", "FAKE_CONVERTER_EXIT": "3"}, "do not load"),
+                                        ({"FAKE_CONVERTER_TORN": "1", "FAKE_CONVERTER_INTO": "root"}, "do not load")],
+                         ids=["torn-in-staging", "torn-in-root"])
+def test_a_torn_info_file_is_never_kept(om_home, fakeconda, make_pack, git_redirect, real_root, monkeypatch,
+                                        knobs, why):
+    _converter_pack(make_pack)
+    for k, v in knobs.items():
+        monkeypatch.setenv(k, v)
+    lines = []
+    res = _run(_ctx(lines, models="FakeMap", dataroot=real_root))
+    info = res["info:FakeMap"]
+    assert info.status == "failed" and why in info.detail and info.log.endswith("info-FakeMap.log")
+    assert "retry this stage alone: onlinemap setup stage info --model FakeMap" in "\n".join(lines)
+    assert not (real_root / "fake_infos_val.pkl").exists() and not list(real_root.glob(".onlinemap-info-*"))
+    assert res["smoke:FakeMap"].status == "blocked"
+
+
+def test_a_pack_without_converter_says_make_it_by_hand(om_home, fakeconda, make_pack, git_redirect, real_root):
+    make_pack("FakeMap", data={"needs": ["nuscenes"], "info_files": ["fake_infos_val.pkl"]})
+    res = _run(_ctx(models="FakeMap", dataroot=real_root))
+    info = res["info:FakeMap"]
+    assert info.status == "failed" and "no converter is known" in info.detail
+    assert "README" in info.fix
+
+
+@pytest.mark.parametrize("converter, why", [
+    (["bash", "-c", "x"], "starting with \"python\""),
+    (["python", "x.py", "--root", "{dataroot}"], "placeholders drawn from"),
+    ("python x.py", "an argv list"),
+])
+def test_a_bad_converter_field_names_the_file_and_field(make_pack, converter, why):
+    from onlinemap.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        make_pack("FakeMap", data={"info_files": ["a.pkl"], "converter": converter})
+    assert "[data]" not in err.value.message and "data.converter" in err.value.message and why in err.value.message
+
+
+def test_a_converter_cwd_outside_the_repo_is_refused(make_pack):
+    from onlinemap.errors import SpecError
+
+    with pytest.raises(SpecError) as err:
+        make_pack("FakeMap", data={"info_files": ["a.pkl"], "converter": ["python", "x.py"], "converter_cwd": "../up"})
+    assert "data.converter_cwd" in err.value.message and "inside the repo" in err.value.message
