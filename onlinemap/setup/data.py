@@ -7,9 +7,9 @@ when complete, so an interrupted write never looks ready); it exercises the pipe
 
 Info files (``model.toml [data] info_files``) are made with the model's own converter (``[data]
 converter``, an argv list checked against each repo's argparse at its pinned commit; see the pack's
-README), run with the env's python in the model's repo, writing into a temporary folder inside the
-root whose files are moved in only when all of them exist. A pack with no converter (TopoMLP: its
-OpenLane-V2 pickle comes from the OpenLane-V2 devkit) gets a clear "make it by hand" line instead.
+README), run with the env's python in the model's repo; its files are kept only when all of them
+exist and unpickle (see ``_run_info``). A pack with no converter (TopoMLP: its OpenLane-V2 pickle
+comes from the OpenLane-V2 devkit) gets a clear "make it by hand" line instead.
 """
 from __future__ import annotations
 
