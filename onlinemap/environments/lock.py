@@ -1,7 +1,10 @@
 """``lock_env``: make ``envs/<Model>/conda-lock.yml`` with conda-lock, where conda channels are reachable.
 
-    conda-lock lock -f environment.yml -p linux-64 --virtual-package-spec virtual-packages.yml \\
+    conda-lock lock -f <derived environment.yml> -p linux-64 --virtual-package-spec virtual-packages.yml \\
                     --lockfile envs/<Model>/conda-lock.yml
+
+conda-lock reads a copy of environment.yml whose pip options are rewritten into what it accepts
+(``lock_input``: pip-repositories, direct wheel URLs from the --find-links pages).
 
 conda-lock is found on PATH, else run as ``python -m conda_lock`` when importable in the driver's
 Python. It solves by calling a real conda/mamba/micromamba (and may try to download one), so it needs
@@ -13,10 +16,12 @@ import importlib.util
 import re
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Callable
 
 from onlinemap import paths
+from onlinemap.environments.lock_input import conda_lock_input
 from onlinemap.environments.managers import manager_env
 from onlinemap.errors import MissingPrerequisiteError, OnlinemapError
 from onlinemap.proc import run_supervised
@@ -39,8 +44,9 @@ def conda_lock_command() -> list[str] | None:
     return None
 
 
-def lock_argv(spec: ModelSpec, command: list[str]) -> list[str]:
-    argv = [*command, "lock", "-f", str(spec.environment_file), "-p", "linux-64"]
+def lock_argv(spec: ModelSpec, command: list[str], environment_file: Path | None = None) -> list[str]:
+    """``environment_file``: what conda-lock reads (lock_input.conda_lock_input's file; the pack's by default)."""
+    argv = [*command, "lock", "-f", str(environment_file or spec.environment_file), "-p", "linux-64"]
     if spec.virtual_packages_file.is_file():
         argv += ["--virtual-package-spec", str(spec.virtual_packages_file)]
     return argv + ["--lockfile", str(spec.lock_file)]
@@ -59,9 +65,11 @@ def lock_env(spec: ModelSpec, *, progress: Callable[[str], None] = print, echo: 
                                        "pip install conda-lock, on a machine that reaches conda-forge and PyPI, "
                                        f"then rerun `onlinemap env lock {spec.name}`")
     log_path = paths.ensure_dir(paths.logs_dir()) / f"lock-{spec.name}.log"
-    argv = lock_argv(spec, command)
-    progress(f"[{spec.name}] lock: {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
-    out = run_supervised(argv, env=manager_env(), cwd=spec.folder, log_path=log_path, echo=echo)
+    with tempfile.TemporaryDirectory(prefix=f"onlinemap-lock-{spec.name}-") as tmp:
+        source = conda_lock_input(spec.environment_file, Path(tmp) / "environment.yml", python=spec.python)
+        argv = lock_argv(spec, command, source)
+        progress(f"[{spec.name}] lock: {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
+        out = run_supervised(argv, env=manager_env(), cwd=spec.folder, log_path=log_path, echo=echo)
     if out.ok and spec.lock_file.is_file():
         progress(f"[{spec.name}] lock: wrote {spec.lock_file}")
         return spec.lock_file

@@ -2,6 +2,7 @@
 conda-lock is missing or the channels are unreachable. Nothing here reaches the network."""
 from __future__ import annotations
 
+from pathlib import Path
 
 from tests.conftest import run_cli
 
@@ -29,6 +30,9 @@ def test_lock_argv(fakeconda, make_pack):
     proc = run_cli("env", "lock", "FakeMap")
     assert proc.returncode == 0, proc.stderr
     argv = fakeconda.calls("conda-lock")[0]["argv"]
-    assert argv == ["lock", "-f", str(spec.environment_file), "-p", "linux-64", "--virtual-package-spec",
+    derived = Path(argv[2])                     # environment.yml rewritten for conda-lock (test_lock_input.py)
+    assert argv == ["lock", "-f", str(derived), "-p", "linux-64", "--virtual-package-spec",
                     str(spec.virtual_packages_file), "--lockfile", str(spec.lock_file)]
+    assert derived.name == "environment.yml" and derived.parent.name.startswith("onlinemap-lock-FakeMap-")
+    assert not derived.parent.exists()          # a temporary copy, gone after the lock
     assert spec.lock_file.is_file()
