@@ -61,7 +61,8 @@ COMMANDS = ("turn_right", "turn_left", "go_straight")
 CLASS_RANGE_X = 30.0
 CLASS_RANGE_Y = 15.0
 DET_SCORE_THRESHOLD = 0.2          # nuscenes_vad_dataset.py _format_bbox(score_thresh=0.2)
-PLAN_DT = 0.5
+PLAN_DT = 0.5                      # 2 Hz keyframes; VAD.py planning metric: 2 steps = 1 s
+FUT_TS = 6                         # VAD_head fut_ts default (VAD_tiny_e2e.py does not override it)
 # mmdet3d v0.17.1 NuScenesDataset.DefaultAttribute ('' -> None here).
 DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving", "trailer": "vehicle.parked",
                      "truck": "vehicle.parked", "bus": "vehicle.moving", "motorcycle": "cycle.without_rider",
@@ -136,19 +137,50 @@ def attribute_for(name, velocity_xy):
     return DEFAULT_ATTRIBUTE[name]
 
 
+def agent_trajectories(traj_row, center_xy, z, to_global):
+    """One agent's ``trajs_3d`` row -> its modes as global [x, y] waypoints.
+
+    ``traj_row`` is (fut_mode, fut_ts * 2) (or flat): per-step (dx, dy) offsets in the sample's LiDAR
+    frame, the first from the agent's own box centre (vad_nuscenes_converter builds the targets that
+    way; VAD.compute_motion_metric cumsums them and adds the predicted centre). ``to_global`` maps a
+    LiDAR-frame point to the global frame.
+    """
+    flat = [float(v) for v in _flatten(traj_row)]
+    steps = FUT_TS * 2
+    if not flat or len(flat) % steps:
+        raise ValueError("trajs_3d row has %d values, not a multiple of fut_ts*2 = %d" % (len(flat), steps))
+    modes = []
+    for m in range(len(flat) // steps):
+        px, py, points = center_xy[0], center_xy[1], []
+        for t in range(FUT_TS):
+            px += flat[m * steps + 2 * t]
+            py += flat[m * steps + 2 * t + 1]
+            g = to_global([px, py, z])
+            points.append([g[0], g[1]])
+        modes.append(points)
+    return modes
+
+
 def lidar_boxes_to_global(box_tensor, scores, labels, lidar2ego_rotation, lidar2ego_translation,
                           ego2global_rotation, ego2global_translation, class_names=CLASS_NAMES,
-                          score_threshold=DET_SCORE_THRESHOLD, range_x=CLASS_RANGE_X, range_y=CLASS_RANGE_Y):
+                          score_threshold=DET_SCORE_THRESHOLD, range_x=CLASS_RANGE_X, range_y=CLASS_RANGE_Y,
+                          trajs=None):
     """mmdet3d-0.17 LiDAR boxes (N, 9: bottom x y z, w l h, yaw, vx vy) -> standard boxes in the global frame.
 
     Mirrors output_to_nusc_box (gravity centre, dims kept as wlh, yaw_nus = -yaw - pi/2, velocity
     (vx, vy, 0)) and lidar_nusc_box_to_global (rotate+translate by lidar2ego, drop boxes outside the
     class range in ego x/y, rotate+translate by ego2global), then _format_bbox's score threshold.
+    ``trajs``: VAD's ``trajs_3d`` (N, fut_mode, fut_ts*2), row-aligned with the boxes; each kept box
+    gets its motion modes as ``trajectories`` (VAD outputs no per-mode score: ``scores`` is null).
     """
     r_le = quaternion_matrix(lidar2ego_rotation)
     r_eg = quaternion_matrix(ego2global_rotation)
     out = []
-    for row, score, label in zip(_as_list(box_tensor), _as_list(scores), _as_list(labels)):
+    rows = _as_list(box_tensor)
+    traj_rows = _as_list(trajs) if trajs is not None else [None] * len(rows)
+    if len(traj_rows) != len(rows):
+        raise ValueError("trajs_3d has %d rows for %d boxes" % (len(traj_rows), len(rows)))
+    for row, score, label, traj in zip(rows, _as_list(scores), _as_list(labels), traj_rows):
         x, y, z, w, l, h, yaw = [float(v) for v in row[:7]]
         vx, vy = (float(row[7]), float(row[8])) if len(row) >= 9 else (0.0, 0.0)
         name = class_names[int(label)]
@@ -161,9 +193,14 @@ def lidar_boxes_to_global(box_tensor, scores, labels, lidar2ego_rotation, lidar2
         rot = _matmul(r_eg, _matmul(r_le, rot))
         center = _apply(r_eg, center, ego2global_translation)
         vel = _apply(r_eg, _apply(r_le, [vx, vy, 0.0]))
-        out.append({"label": name, "score": min(max(float(score), 0.0), 1.0), "center": center,
-                    "size": [w, l, h], "yaw": matrix_yaw(rot), "velocity": [vel[0], vel[1]],
-                    "attribute": attribute_for(name, vel), "frame": "global"})
+        box = {"label": name, "score": min(max(float(score), 0.0), 1.0), "center": center,
+               "size": [w, l, h], "yaw": matrix_yaw(rot), "velocity": [vel[0], vel[1]],
+               "attribute": attribute_for(name, vel), "frame": "global"}
+        if traj is not None:
+            to_global = lambda p: _apply(r_eg, _apply(r_le, p, lidar2ego_translation), ego2global_translation)  # noqa: E731
+            box["trajectories"] = {"modes": agent_trajectories(traj, (x, y), z + h * 0.5, to_global),
+                                   "dt": PLAN_DT, "scores": None}
+        out.append(box)
     return out
 
 
@@ -213,7 +250,7 @@ def convert_vad_outputs(result, sample_token, lidar2ego_rotation, lidar2ego_tran
 
     ``result`` is what ``VAD.simple_test`` puts under ``'pts_bbox'``: ``boxes_3d``
     (LiDARInstance3DBoxes or its (N, 9) tensor), ``scores_3d`` (N,), ``labels_3d`` (N,), ``trajs_3d``
-    (N, 6 modes x 6 steps x 2), ``map_boxes_3d`` (M, 4), ``map_scores_3d`` (M,), ``map_labels_3d``
+    (N, 6 modes, 6 steps x 2: per-step offsets from each box centre, LiDAR frame), ``map_boxes_3d`` (M, 4), ``map_scores_3d`` (M,), ``map_labels_3d``
     (M,), ``map_pts_3d`` (M, 20, 2), ``ego_fut_preds`` (3, 6, 2), ``ego_fut_cmd`` (one-hot of 3,
     batch dims in front). The outer ``{'pts_bbox': ..., 'metric_results': ...}`` is accepted too.
     """
@@ -221,7 +258,8 @@ def convert_vad_outputs(result, sample_token, lidar2ego_rotation, lidar2ego_tran
         result = result["pts_bbox"]
     dets = lidar_boxes_to_global(result["boxes_3d"], result["scores_3d"], result["labels_3d"], lidar2ego_rotation,
                                  lidar2ego_translation, ego2global_rotation, ego2global_translation,
-                                 class_names=class_names, score_threshold=det_score_threshold)
+                                 class_names=class_names, score_threshold=det_score_threshold,
+                                 trajs=result.get("trajs_3d"))
     elements = convert_map_vectors(result["map_scores_3d"], result["map_labels_3d"], result["map_pts_3d"],
                                    lidar2ego_rotation, lidar2ego_translation, map_classes=map_classes,
                                    score_threshold=map_score_threshold)

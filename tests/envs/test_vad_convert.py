@@ -2,7 +2,7 @@
 
 Inputs are shaped as ``VAD.simple_test_pts`` returns them under 'pts_bbox' (CPU tensors): boxes_3d as
 the (N, 9) tensor of a mmdet3d-0.17 LiDARInstance3DBoxes (bottom centre, w l h, yaw, vx vy),
-scores_3d / labels_3d (N,), trajs_3d (N, 72), map_* (M, 4) / (M,) / (M, 20, 2), ego_fut_preds
+scores_3d / labels_3d (N,), trajs_3d (N, 6 modes, 6 steps x 2), map_* (M, 4) / (M,) / (M, 20, 2), ego_fut_preds
 (3, 6, 2) per-step offsets, ego_fut_cmd one-hot with batch dims (1, 1, 1, 3). No mmcv/mmdet3d needed.
 """
 import ast
@@ -36,7 +36,7 @@ def flat(points):
     return [v for p in points for v in p]
 
 
-def raw_result(boxes=None, scores=None, labels=None, cmd=(0.0, 0.0, 1.0), plan=None, n_map=50):
+def raw_result(boxes=None, scores=None, labels=None, cmd=(0.0, 0.0, 1.0), plan=None, n_map=50, trajs=None):
     g = torch.Generator().manual_seed(1)
     if boxes is None:
         n = 100
@@ -47,8 +47,9 @@ def raw_result(boxes=None, scores=None, labels=None, cmd=(0.0, 0.0, 1.0), plan=N
         labels = torch.arange(n) % 10
     if plan is None:
         plan = torch.randn(3, 6, 2, generator=g)
-    return {"boxes_3d": boxes, "scores_3d": scores, "labels_3d": labels,
-            "trajs_3d": torch.randn(len(scores), 6 * 6 * 2, generator=g),
+    if trajs is None:
+        trajs = torch.randn(len(scores), 6, 6 * 2, generator=g)
+    return {"boxes_3d": boxes, "scores_3d": scores, "labels_3d": labels, "trajs_3d": trajs,
             "map_boxes_3d": torch.rand(n_map, 4, generator=g),
             "map_scores_3d": torch.rand(n_map, generator=g).sort(descending=True)[0],
             "map_labels_3d": torch.arange(n_map) % 3,
@@ -102,6 +103,34 @@ def test_class_range_and_score_filters(demo):
     pred = convert(demo, raw_result(boxes, torch.tensor([0.9, 0.9, 0.1, 0.3]), torch.tensor([0, 1, 2, 9])))
     assert [d["label"] for d in pred["detections_3d"]] == ["traffic_cone"]
     assert pred["detections_3d"][0]["attribute"] is None
+
+
+def test_agent_trajectories_are_offsets_from_the_box_centre_taken_to_global(demo):
+    # three boxes; the middle one is dropped by the score filter, so rows must stay aligned by index
+    boxes = torch.tensor([[2.0, 10.0, -1.5, 2.0, 4.0, 1.6, -math.pi / 2, 0.0, 0.0],
+                          [0.0, 5.0, -1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+                          [-3.0, 4.0, -1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0]])
+    trajs = torch.zeros(3, 6, 12)
+    trajs[0, 2, 0::2] = 1.0                          # box 0, mode 2: +1 m along x_lidar (the car's right) per step
+    trajs[2, :, 1::2] = 0.5                          # box 2, every mode: +0.5 m along y_lidar (forward) per step
+    pred = convert(demo, raw_result(boxes, torch.tensor([0.9, 0.1, 0.8]), torch.tensor([0, 0, 8]), trajs=trajs))
+    first, last = pred["detections_3d"]
+    assert first["trajectories"]["dt"] == 0.5 and first["trajectories"]["scores"] is None
+    modes = first["trajectories"]["modes"]
+    assert len(modes) == 6 and all(len(m) == 6 for m in modes)
+    assert modes[0] == [pytest.approx(first["center"][:2], abs=1e-5)] * 6    # zero offsets: the agent stays put
+    # LiDAR +x = ego -y = global +x (ego heads +y_world): the centre (102, 210.9) moves 1 m along +x_world per step
+    assert modes[2] == [pytest.approx([102.0 + k, 210.9], abs=1e-5) for k in range(1, 7)]
+    # box 2 (LiDAR (-3, 4)) -> ego (4.9, 3) -> global (97, 204.9); +y_lidar = +x_ego = +y_world, cumulative
+    assert last["center"][:2] == pytest.approx([97.0, 204.9], abs=1e-5)
+    assert last["trajectories"]["modes"][5] == [pytest.approx([97.0, 204.9 + 0.5 * k], abs=1e-5) for k in range(1, 7)]
+    assert_valid(pred)
+
+
+def test_trajectory_rows_must_match_the_boxes(demo):
+    with pytest.raises(ValueError, match="trajs_3d has 2 rows for 3 boxes"):
+        demo.lidar_boxes_to_global(torch.zeros(3, 9), torch.ones(3), torch.zeros(3, dtype=torch.long),
+                                   LIDAR2EGO_ROT, LIDAR2EGO_T, EGO2GLOBAL_ROT, EGO2GLOBAL_T, trajs=torch.zeros(2, 6, 12))
 
 
 def test_map_vectors_in_ego_frame_with_labels(demo):
