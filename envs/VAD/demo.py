@@ -302,20 +302,13 @@ class Adapter(object):
         self.map_classes = MAP_CLASSES
         self.previous = None
 
-    def _path_in_repo(self, path):
-        return path if os.path.isabs(path) else os.path.join(self.settings["repo"], path)
-
     def load(self):
+        repo, config = lib.checkout_and_config(self.settings, self.name, DEFAULT_CONFIG)  # before the heavy imports
         from mmcv import Config
         from mmcv.runner import load_checkpoint, wrap_fp16_model
         from mmdet3d.datasets import build_dataset
 
-        repo = self.settings.get("repo")
-        if not repo or not os.path.isdir(repo):
-            raise RuntimeError("settings['repo'] must be the VAD checkout, got %r" % (repo,))
-        if not self.settings.get("checkpoint"):
-            raise RuntimeError("settings['checkpoint'] is required (model.toml [checkpoint])")
-        cfg = Config.fromfile(self._path_in_repo(self.settings.get("config") or DEFAULT_CONFIG))
+        cfg = Config.fromfile(config)
         import_plugin(cfg, repo)
         from mmdet3d.models import build_model  # after the plugin import: VAD registers into these registries
 

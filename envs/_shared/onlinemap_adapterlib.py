@@ -320,6 +320,20 @@ def import_plugin(cfg, repo):
     return importlib.import_module(module)
 
 
+def checkout_and_config(settings, name, default_config):
+    """(repo, config path) from the harness settings, refusing early when the checkout or checkpoint is missing.
+
+    The config is ``settings['config']`` (else ``default_config``), relative to the repo unless absolute.
+    """
+    repo = settings.get("repo")
+    if not repo or not os.path.isdir(repo):
+        raise RuntimeError("settings['repo'] must be the %s checkout, got %r" % (name, repo))
+    if not settings.get("checkpoint"):
+        raise RuntimeError("settings['checkpoint'] is required (model.toml [checkpoint])")
+    config = settings.get("config") or default_config
+    return repo, (config if os.path.isabs(config) else os.path.join(repo, config))
+
+
 def resolve_path(base, path):
     """``path`` as is when empty or absolute, else ``base/path`` if that exists, else relative to the cwd."""
     if not path:

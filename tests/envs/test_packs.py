@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from onlinemap.registry.spec import load_model_spec
+from tests.envs.helpers import load_adapter
 
 REPO = Path(__file__).resolve().parents[2]
 CONDA_PACKS = sorted(p for p in (REPO / "envs").iterdir() if (p / "model.toml").exists() and
@@ -83,3 +84,13 @@ def test_adapter_imports_without_the_models_packages(pack):
 def test_pack_readme_says_what_was_verified(pack):
     text = (pack / "README.md").read_text().lower()
     assert "unverified" in text and ("not run" in text or "never run" in text or "was not run" in text)
+
+
+@pytest.mark.parametrize("model", ["MapTR", "VAD"])
+def test_load_refuses_a_missing_checkout_or_checkpoint_before_importing_mmcv(model, tmp_path):
+    """The one-line cause, not an ImportError or a config path error from deep inside mmcv."""
+    demo = load_adapter(model)
+    with pytest.raises(RuntimeError, match=f"must be the {model} checkout"):
+        demo.Adapter({"repo": str(tmp_path / "missing"), "checkpoint": "x.pth", "dataroot": str(tmp_path)}).load()
+    with pytest.raises(RuntimeError, match=r"settings\['checkpoint'\] is required"):
+        demo.Adapter({"repo": str(tmp_path), "checkpoint": None, "dataroot": str(tmp_path)}).load()
