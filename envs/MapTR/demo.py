@@ -158,6 +158,7 @@ class Adapter(object):
         info_path = self.options["info_file"] or os.path.join(dataroot, DEFAULT_INFO_FILE)
         map_ann = self.options["map_ann_file"] or os.path.join(dataroot, "nuscenes_map_anns_val.json")
         self.map_classes = tuple(cfg.get("map_classes", MAP_CLASSES))
+        lib.require_lidar_inputs(cfg.data.test.pipeline, dataroot, config)   # the fusion config reads sweeps
         self.dataset = build_test_dataset(cfg, dataroot, info_path, map_ann)
         self.index = {info["token"]: i for i, info in enumerate(self.dataset.data_infos)}
         self.model = build_model_from_cfg(cfg, self.settings["checkpoint"], self.device, self.dataset)

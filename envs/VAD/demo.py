@@ -368,6 +368,7 @@ class Adapter(object):
             apply_caffe_img_norm(test.pipeline)
         if not self.options["gt_metrics"]:
             strip_gt_work(test.pipeline)
+        lib.require_lidar_inputs(test.pipeline, dataroot, config)
         self.class_names = tuple(cfg.get("class_names", CLASS_NAMES))
         self.map_classes = tuple(cfg.get("map_classes", MAP_CLASSES))
         self.dataset = build_dataset(test)

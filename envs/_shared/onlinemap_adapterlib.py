@@ -343,6 +343,35 @@ def import_plugin(cfg, repo):
     return importlib.import_module(module)
 
 
+def pipeline_types(pipeline):
+    """Every transform ``type`` of a pipeline config, nested ``transforms`` included, in order."""
+    out = []
+    for step in pipeline or []:
+        out.append(str(step.get("type", "")))
+        out.extend(pipeline_types(step.get("transforms")))
+    return out
+
+
+# LiDAR inputs a test pipeline reads, by the transform that reads them (suffix match: the repos
+# prefix their own copies, e.g. MapTR's CustomLoadPointsFromMultiSweeps).
+LIDAR_INPUTS = (("LoadPointsFromFile", os.path.join("samples", "LIDAR_TOP"), "the nuScenes LIDAR_TOP keyframes"),
+                ("LoadPointsFromMultiSweeps", os.path.join("sweeps", "LIDAR_TOP"), "the nuScenes LiDAR sweeps"))
+
+
+def require_lidar_inputs(pipeline, dataroot, config):
+    """Refuse in one line, before any dataset is built, when the pipeline reads LiDAR data ``dataroot`` lacks.
+
+    ``[data] needs`` speaks for a pack's default config; another config (MapTR's fusion config loads
+    9 LiDAR sweeps per sample) can need more, and would otherwise fail deep in the data loader.
+    """
+    types = pipeline_types(pipeline)
+    for suffix, folder, what in LIDAR_INPUTS:
+        step = next((t for t in types if t.endswith(suffix)), None)
+        if step and not os.path.isdir(os.path.join(dataroot, folder)):
+            raise RuntimeError("%s reads %s (%s) but %s is missing: add them to the dataroot or use a camera-only config"
+                               % (os.path.basename(str(config)), what, step, os.path.join(dataroot, folder)))
+
+
 def checkout_and_config(settings, name, default_config):
     """(repo, config path) from the harness settings, refusing early when the checkout or checkpoint is missing.
 

@@ -203,3 +203,31 @@ def test_gpu_only_packs_refuse_cpu_before_launch(monkeypatch, tmp_path):
         run_model(find_model("PETR"), RunSettings(device="cpu", dataroot=tmp_path), results_root=results)
     assert "cpu_ok = false" in err.value.message and "\n" not in err.value.message
     assert not results.exists() or not any(results.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------
+# item 6: MapTR's fusion config reads LiDAR sweeps that [data] needs does not list
+# ----------------------------------------------------------------------------------------------
+
+def test_maptr_fusion_config_is_refused_without_lidar_sweeps(monkeypatch, tmp_path):
+    from tests.envs.helpers import upstream_config
+
+    fusion = upstream_config("hustvl+MapTR-a6872d8d.tar.gz", "projects/configs/maptr/maptr_tiny_fusion_24e.py")
+    camera = upstream_config("hustvl+MapTR-a6872d8d.tar.gz", "projects/configs/maptr/maptr_tiny_r50_24e.py")
+
+    def cfg(ns):
+        return {"model": {"type": "MapTR"}, "data": {"test": {"type": "CustomNuScenesLocalMapDataset",
+                                                              "pipeline": ns["test_pipeline"]}}}
+
+    _load("MapTR", monkeypatch, tmp_path, cfg=cfg(camera))                   # camera-only: no LiDAR needed
+    stack = FakeMMStack(cfg(fusion)).install(monkeypatch)
+    adapter = load_adapter("MapTR").Adapter(_settings(tmp_path))
+    with pytest.raises(RuntimeError, match=r"LIDAR_TOP keyframes \(CustomLoadPointsFromFile\)"):
+        adapter.load()
+    (tmp_path / "data" / "samples" / "LIDAR_TOP").mkdir(parents=True)
+    with pytest.raises(RuntimeError, match=r"LiDAR sweeps \(CustomLoadPointsFromMultiSweeps\).*sweeps/LIDAR_TOP is missing"):
+        adapter.load()
+    assert "build_dataset" not in stack.names()
+    (tmp_path / "data" / "sweeps" / "LIDAR_TOP").mkdir(parents=True)
+    adapter.load()
+    assert "build_dataset" in stack.names()

@@ -98,6 +98,9 @@ def test_load_keeps_gt_work_out_by_default_and_in_on_request(monkeypatch, tmp_pa
     assert set(methods) <= set(adapter.model.__dict__)              # shadowed on the instance
     assert all(getattr(adapter.model, name)("gt_bbox", match_dis_thresh=2.0) == {} for name in methods)
 
+    with pytest.raises(RuntimeError, match="LIDAR_TOP keyframes"):     # upstream's path reads the LiDAR
+        _vad_load(monkeypatch, tmp_path, upstream_cfg, {"gt_metrics": True})
+    (tmp_path / "samples" / "LIDAR_TOP").mkdir(parents=True)
     adapter, stack = _vad_load(monkeypatch, tmp_path, upstream_cfg, {"gt_metrics": True})
     assert _types(stack.call("build_dataset")["pipeline"]) == _types(upstream_cfg["test_pipeline"])
     assert not hasattr(adapter.dataset, "is_vis_on_test")          # left as the dataset sets it (True)
