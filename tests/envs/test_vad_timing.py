@@ -114,3 +114,59 @@ def test_model_toml_states_the_map_vectors_vad_tiny_outputs(upstream_cfg):
 
     desc = find_model("VAD").description
     assert f"top {max_num} map vectors" in desc and "100 map vectors" not in desc
+
+
+def test_upstream_simple_test_pts_runs_unchanged_without_its_metric_work(demo):
+    """Execute VAD's own ``simple_test_pts`` / ``map_pred2result`` (read from the pinned VAD.py) on a stand-in head.
+
+    With the metric methods left as they are they run (here they raise, to prove it); after
+    ``skip_gt_metrics`` the same upstream code returns the same detections, map and plan, and an
+    empty metric dict.
+    """
+    torch = pytest.importorskip("torch")
+    src = upstream_file(VAD_TAR, "projects/mmdet3d_plugin/VAD/VAD.py")
+    cls = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef) and n.name == "VAD")
+    wanted = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in ("simple_test_pts", "map_pred2result")]
+    namespace = {"torch": torch, "copy": copy,
+                 "bbox3d2result": lambda b, s, l: {"boxes_3d": b, "scores_3d": s, "labels_3d": l}}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), "VAD.py", "exec"), namespace)  # noqa: S102
+
+    g = torch.Generator().manual_seed(0)
+    n, m = 5, 4
+    outs = {"bev_embed": torch.zeros(1, 8), "ego_fut_preds": torch.randn(1, 3, 6, 2, generator=g)}
+    decoded = (torch.randn(n, 9, generator=g), torch.rand(n, generator=g), torch.arange(n) % 10,
+               torch.randn(n, 6, 12, generator=g), torch.rand(m, 4, generator=g), torch.rand(m, generator=g),
+               torch.arange(m) % 3, torch.randn(m, 20, 2, generator=g))
+
+    class Head:
+        def __call__(self, x, img_metas, prev_bev=None, ego_his_trajs=None, ego_lcf_feat=None):
+            return outs
+
+        def get_bboxes(self, outs, img_metas, rescale=False):
+            return [decoded]
+
+    class Model:
+        pts_bbox_head = Head()
+        map_pred2result = namespace["map_pred2result"]
+
+        def _metric(self, *args, **kwargs):
+            raise AssertionError("VAD's GT metric code ran")
+
+        assign_pred_to_gt_vip3d = compute_motion_metric_vip3d = compute_planner_metric_stp3 = _metric
+
+    inputs = dict(x=[torch.zeros(1)], img_metas=[{}], gt_bboxes_3d=[[torch.zeros(3, 9)]], gt_labels_3d=[[torch.zeros(3)]],
+                  fut_valid_flag=[[True]], ego_his_trajs=torch.zeros(1, 1, 2, 2), ego_fut_trajs=torch.zeros(1, 1, 6, 2),
+                  ego_fut_cmd=torch.tensor([0.0, 0.0, 1.0]).reshape(1, 1, 1, 3), ego_lcf_feat=torch.zeros(1, 1, 1, 9),
+                  gt_attr_labels=[[torch.zeros(3, 34)]])
+    model = Model()
+    with pytest.raises(AssertionError, match="GT metric code ran"):
+        namespace["simple_test_pts"](model, **inputs)
+    demo.skip_gt_metrics(model)
+    bev, results, metrics = namespace["simple_test_pts"](model, **inputs)
+    assert metrics == {} and bev is outs["bev_embed"] and len(results) == 1
+    res = results[0]
+    assert torch.equal(res["boxes_3d"], decoded[0]) and torch.equal(res["map_pts_3d"], decoded[7])
+    assert torch.equal(res["ego_fut_preds"], outs["ego_fut_preds"][0]) and res["ego_fut_cmd"].shape == (1, 1, 1, 3)
+    pred = demo.convert_vad_outputs({"pts_bbox": res, "metric_results": metrics}, "a" * 32, [1, 0, 0, 0], [0, 0, 0],
+                                    [1, 0, 0, 0], [0, 0, 0], det_score_threshold=0.0)
+    assert pred["plan"]["command"] == "go_straight" and len(pred["map_elements"]) == m
