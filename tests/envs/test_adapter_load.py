@@ -78,15 +78,19 @@ def test_cpu_batch_unwraps_the_data_containers_like_inference_detector(monkeypat
     assert scattered == [[1]]
 
 
-@pytest.mark.parametrize("model", ["PETR", "StreamPETR", "TopoMLP"])
+class _Dataset(list):
+    data_infos = [{"token": "tok"}]
+
+
+@pytest.mark.parametrize("model", ["PETR", "StreamPETR", "TopoMLP", "MapTR", "VAD"])
 def test_every_mmdet3d_adapter_prepares_through_the_shared_cpu_path(monkeypatch, model):
     scattered = []
     _fake_parallel(monkeypatch, scattered)
     demo = load_adapter(model)
     adapter = demo.Adapter({"device": "cpu", "dataroot": "/nowhere"})
-    adapter.dataset, adapter.index = [{"sample": 0}], {"tok": 0}
+    adapter.dataset, adapter.index = _Dataset([{"sample": 0}]), {"tok": 0}
     out = adapter.prepare({"token": "tok", "scene_token": "s", "index_in_scene": 0})
-    data = out["data"] if model == "StreamPETR" else out
+    data = out["data"] if model in ("StreamPETR", "MapTR", "VAD") else out
     assert tuple(data["img"][0].shape) == (1, 6, 3, 8, 16) and scattered == []
 
 
