@@ -47,7 +47,8 @@ def test_gpus_naming_a_missing_gpu_is_a_usage_error(om_home):
     assert not (om_home / "results").exists()
 
 
-@pytest.mark.parametrize("sig, code_", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig, code_", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_every_worker_and_keeps_samples(om_home, tmp_path, sig, code_):
     """Ctrl-C, or SIGTERM from `timeout` / a pod shutdown: no model process may outlive the driver."""
     code = ("import onlinemap as om\n"
