@@ -242,6 +242,10 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         lifecycle.poll()
         follower.poll()
 
+    def worker_pid() -> int | None:
+        lifecycle.poll()   # the started event may have landed since the last tick
+        return worker.get("pid")
+
     argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
     log.info("launching %s", " ".join(argv))
     from onlinemap.proc import run_supervised
@@ -253,7 +257,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
             timeout_s=settings.timeout_s, inactivity_s=settings.inactivity_s,
             activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
             start_marker=files[rs.EVENTS_FILE], launch_timeout_s=settings.launch_timeout_s,
-            worker_pid=lambda: (lifecycle.poll(), worker.get("pid"))[1],
+            worker_pid=worker_pid,
             on_start=(lambda pid: sampler.start()) if sampler else None, on_tick=on_tick)
     finally:
         if sampler is not None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from tests.conftest import REPO, read_jsonl, run_cli
+from tests.reliability.signals import default_signals
 
 LONG = {"ONLINEMAP_TEST_SLEEP_S": "2.0"}     # 30 samples x 2 s: the run cannot end inside a wait
 EVENT_WAIT_S = 300                           # loading torch on a loaded 2-core machine: generous
@@ -51,7 +52,7 @@ def first_sample_run(results: Path) -> Path | None:
 def start_long_driver(*args: str) -> tuple[subprocess.Popen, Path, int]:
     """A driver running slowref for minutes; returns it once the worker wrote its first sample."""
     driver = subprocess.Popen([sys.executable, "-m", "onlinemap", *args], cwd=REPO, env={**os.environ, **LONG},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals)
     results = Path(os.environ["ONLINEMAP_HOME"]) / "results"
     try:
         run = wait_until(lambda: first_sample_run(results) or (driver.poll() is not None and "exit"),
@@ -107,7 +108,7 @@ def test_a_nohup_driver_keeps_running_through_a_hangup(om_home):
             "from onlinemap.cli import main\nmain(sys.argv[1:])\n")
     driver = subprocess.Popen([sys.executable, "-c", code, "test", "--model", "slowref", "-n", "4", "--warmup", "0",
                                "--device", "cpu"], cwd=REPO, env={**os.environ, "ONLINEMAP_TEST_SLEEP_S": "1.0"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=default_signals)
     results = Path(os.environ["ONLINEMAP_HOME"]) / "results"
     wait_until(lambda: first_sample_run(results) or driver.poll() is not None, EVENT_WAIT_S, "the first sample")
     driver.send_signal(signal.SIGHUP)

@@ -27,6 +27,7 @@ import psutil
 import pytest
 
 from tests.conftest import REPO, only_run_dir, read_jsonl, run_cli
+from tests.reliability.signals import default_signals
 
 
 def _gone(pid: int) -> bool:
@@ -143,7 +144,8 @@ def test_interrupting_a_bench_keeps_samples_and_leaves_no_child(om_home, sig, st
     env = dict(os.environ, ONLINEMAP_TEST_SLEEP_S="0.3")
     driver = subprocess.Popen([sys.executable, "-m", "onlinemap", "bench", "--models", "slowref,reference",
                                "--samples", "30", "--warmup", "1", "--device", "cpu"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=default_signals)
     results = om_home / "results"
     deadline = time.time() + 300     # waits on the event (3 samples on disk), however slow loading is
     run = None
