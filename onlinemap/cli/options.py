@@ -71,7 +71,8 @@ def run_options(func):
                      help="... and for at least this many seconds"),
         click.option("--timeout", type=positive_seconds, default=None, help="wall-clock limit per model run, seconds [default: none]"),
         click.option("--inactivity-timeout", type=positive_seconds, default=DEFAULT_INACTIVITY_S, show_default=True,
-                     help="kill a model run that writes no output and no sample for this long, seconds"),
+                     help="kill a model run that writes no output and no sample for this long, seconds "
+                          "(counted from the model process's first event, not from the launch)"),
         click.option("--timer", type=click.Choice(["wall", "cuda-events"]), default="wall", show_default=True,
                      help="forward timer: synchronised wall clock, plus CUDA events with cuda-events"),
         click.option("--no-telemetry", is_flag=True, help="do not sample NVML / host memory"),

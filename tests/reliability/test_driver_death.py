@@ -85,6 +85,10 @@ def test_sigkill_of_the_driver_stops_the_worker_within_2s(om_home):
     assert rows[0]["status"] == "crashed"
     # a crashed run is summarised from what is on disk (the record itself stays as it was)
     assert rows[0]["measured"] == kept and rows[0]["p50_ms"] is not None
+    import onlinemap as om
+
+    frame = om.results()
+    assert list(frame["status"]) == ["crashed"] and list(frame["summary.samples.measured"]) == [kept]
 
 
 def test_sighup_of_the_driver_is_an_interrupt_that_stops_the_worker_within_2s(om_home):
