@@ -117,14 +117,28 @@ def list_(as_json):
 @click.argument("model")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def remove(model, yes):
-    """Delete every env prefix of MODEL (the repo, weights and package cache are kept)."""
-    from onlinemap.environments.manage import list_envs, remove_envs
+    """Delete every env prefix of MODEL (the repo, weights and package cache are kept).
 
-    targets = [r["prefix"] for r in list_envs(sizes=False) if r["model"].lower() == model.lower()]
+    MODEL must be a model under envs/ or the model of an env prefix; other folders are never touched.
+    """
+    import sys
+
+    from onlinemap.environments.manage import list_envs, remove_envs
+    from onlinemap.errors import UsageError
+    from onlinemap.registry.discover import find_model
+
+    rows = list_envs(sizes=False)
+    if not model.strip():
+        raise UsageError("env remove needs a model name, got an empty one", "e.g. onlinemap env remove MapTR")
+    targets = [r["prefix"] for r in rows if r["model"].lower() == model.lower()]
     if not targets:
+        find_model(model)            # an unknown name: exit 2 listing the known models
         click.echo(f"no env of {model} under the envs folder")
         return
     if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"env remove {model} asks for confirmation and there is no terminal to ask on",
+                             f"pass --yes: onlinemap env remove {model} --yes")
         click.confirm(f"remove {len(targets)} env(s): {', '.join(targets)}?", abort=True)
     for path in remove_envs(model):
         click.echo(f"removed {path}")

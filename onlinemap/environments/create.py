@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Callable
 
 from onlinemap import paths
-from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, lock_hash, read_env_info,
-                                         run_prefix_argv)
-from onlinemap.environments.installers import StepFailed, env_child_env, install_locked, install_unlocked, run_step
+from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, launcher_exe, lock_hash,
+                                         read_env_info, run_prefix_argv)
+from onlinemap.environments.installers import (StepFailed, env_child_env, install_locked, install_unlocked,
+                                              raise_if_interrupted, run_step)
 from onlinemap.environments.lockfile import load_environment_yml, load_lock
 from onlinemap.environments.managers import Manager, find_manager, manager_lock
-from onlinemap.errors import UsageError
+from onlinemap.errors import MissingPrerequisiteError, UsageError
 from onlinemap.fileio import write_json_atomic
 from onlinemap.registry.spec import ModelSpec
 
@@ -85,6 +86,7 @@ def smoke_import(handle: EnvHandle, imports: list[str], *, log_path: Path, cwd: 
 
     out = run_supervised([*run_prefix_argv(handle), handle.python, "-c", code], env=env_child_env(handle.prefix),
                          cwd=cwd or handle.prefix, log_path=log_path, timeout_s=600)
+    raise_if_interrupted(out, model=handle.model, step="smoke import", log_path=log_path)   # not "failed": keep the env
     return out.ok
 
 
@@ -174,8 +176,13 @@ def _reusable(spec: ModelSpec, prefix: Path, digest: str, log_path: Path,
     if info.get("lock_hash") != digest or info.get("model") != spec.name:
         progress(f"[{spec.name}] env: {prefix} info does not match the lock: rebuilding")
         return None
+    try:
+        exe = launcher_exe(spec.name, prefix, info)
+    except MissingPrerequisiteError as exc:
+        progress(f"[{spec.name}] env: {exc.message}: rebuilding")
+        return None
     handle = EnvHandle(model=spec.name, kind="conda", python=str(prefix / "bin" / "python"), prefix=prefix,
-                       manager=info.get("manager"), manager_exe=info.get("manager_exe"),
+                       manager=info.get("manager"), manager_exe=exe,
                        manager_version=info.get("manager_version"), lock_hash=digest,
                        locked=bool(info.get("locked", True)), info=info)
     if not Path(handle.python).exists():
@@ -231,8 +238,8 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
             repo = ensure_repo(spec, log_path=log_path, progress=say)
             result.repo = str(repo) if repo else None
         else:
+            mgr = find_manager(manager, allow_rattler=locked)   # first: a wrong --manager must not cost a ready env
             _remove_prefix(prefix)
-            mgr = find_manager(manager, allow_rattler=locked)
             say(f"[{spec.name}] env: creating {prefix} with {mgr.describe()}")
             handle = _handle(spec, prefix, mgr, digest, locked)
             result.manager = mgr.name

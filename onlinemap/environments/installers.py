@@ -26,10 +26,10 @@ from onlinemap.environments.integrity import verify_local_archives
 from onlinemap.environments.lockfile import LockData, pip_requirement, render_explicit
 from onlinemap.environments.managers import (Manager, create_explicit_argv, create_from_environment_argv,
                                              create_from_lock_argv, manager_env, manager_lock)
-from onlinemap.errors import OnlinemapError
+from onlinemap.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, OnlinemapError
 from onlinemap.proc import run_supervised
 
-__all__ = ["StepFailed", "install_locked", "install_unlocked", "pip_install_argv", "env_child_env"]
+__all__ = ["StepFailed", "raise_if_interrupted", "install_locked", "install_unlocked", "pip_install_argv", "env_child_env"]
 
 
 class StepFailed(OnlinemapError):
@@ -49,10 +49,19 @@ def env_child_env(prefix: Path, extra: dict | None = None) -> dict[str, str]:
     return env
 
 
+def raise_if_interrupted(out, *, model: str, step: str, log_path: Path) -> None:
+    """A Ctrl-C (SIGINT) or SIGTERM that stopped a step: exit 130 / 143 as everywhere else, not 1."""
+    if out.interrupted:
+        code = EXIT_INTERRUPTED if out.interrupted == "SIGINT" else EXIT_TERMINATED
+        raise StepFailed(f"{model}: interrupted ({out.interrupted}) during env step '{step}'",
+                         f"rerun `onlinemap env create {model}` to resume (see {log_path})", exit_code=code)
+
+
 def run_step(step: str, argv: list[str], *, model: str, log_path: Path, env: dict, cwd: Path | None = None,
              echo: bool = False) -> None:
     """Run one command of a step through proc.run_supervised; raise StepFailed on a non-zero exit."""
     out = run_supervised(argv, env=env, cwd=cwd, log_path=log_path, echo=echo)
+    raise_if_interrupted(out, model=model, step=step, log_path=log_path)
     if not out.ok:
         how = out.timeout or out.interrupted or f"exit {out.returncode}"
         raise StepFailed(f"{model}: env step '{step}' failed ({how}): {Path(argv[0]).name} {' '.join(argv[1:3])}…",
