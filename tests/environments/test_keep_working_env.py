@@ -102,6 +102,8 @@ def test_env_whose_manager_is_gone_uses_another_of_its_kind_or_says_so(fakeconda
     assert not next(m for m in models if m["name"] == "FakeMap")["installed"]
     proc = _cli("test", "--model", "FakeMap", "--samples", "1")
     assert proc.returncode == 3 and "is gone" in _error_line(proc)
+    proc = _cli("doctor", "--models", "FakeMap", "--skip-weights")
+    assert "is gone" in proc.stdout + proc.stderr and "raised" not in proc.stdout + proc.stderr, proc.stdout
     assert not (om_home / "results").exists() or not list((om_home / "results").iterdir())   # no run stuck at running
 
     # env create (no --force) rebuilds it with the manager that is here, rather than a traceback
