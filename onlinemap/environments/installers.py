@@ -4,7 +4,7 @@ The template (create.py) owns everything around it: the prefix, the log, the fai
 smoke import and the info file. An installer only runs its commands and raises :class:`StepFailed`
 naming the step when one fails.
 
-Before any of them runs, every ``file://`` archive of the lock is hashed against it (integrity.py).
+Before any of them runs, the template hashes every ``file://`` archive of the lock against it (integrity.py).
 
 - micromamba: ``create -y -p PREFIX -f <Model>-lock.yml`` (conda AND pip entries; no solve).
 - conda / mamba: render ``@EXPLICIT`` from the lock, ``create -y -p PREFIX --file explicit.txt``, then
@@ -22,7 +22,6 @@ from typing import Callable
 
 from onlinemap import paths
 from onlinemap.environments.base import EnvHandle, run_prefix_argv
-from onlinemap.environments.integrity import verify_local_archives
 from onlinemap.environments.lockfile import LockData, pip_requirement, render_explicit
 from onlinemap.environments.managers import (Manager, create_explicit_argv, create_from_environment_argv,
                                              create_from_lock_argv, manager_env, manager_lock)
@@ -87,13 +86,10 @@ def install_locked(handle: EnvHandle, manager: Manager, lock: LockData, *, log_p
                    progress: Callable[[str], None] = print, echo: bool = False) -> None:
     """Install ``lock`` into the (absent or empty) ``handle.prefix`` with ``manager``.
 
-    Every ``file://`` archive is hashed against the lock first, whichever the manager: conda copies
-    local tarballs unchecked and py-rattler does not check them either (integrity.py).
+    The template has already hashed every ``file://`` archive against the lock (integrity.py), whichever
+    the manager: conda copies local tarballs unchecked and py-rattler does not check them either.
     """
     prefix = Path(handle.prefix)
-    n = verify_local_archives(lock)
-    if n:
-        progress(f"[{handle.model}] env: {n} local archives match the lock's sha256/md5")
     menv = manager_env()
     with tempfile.TemporaryDirectory(prefix="onlinemap-lock-") as tmp:
         if manager.name == "rattler":

@@ -76,6 +76,23 @@ def test_force_with_a_missing_manager_keeps_the_ready_env(bad, fakeconda, make_p
     assert resolve_environment(spec).prefix == Path(first.prefix)
 
 
+def test_force_with_a_tampered_archive_keeps_the_ready_env(fakeconda, make_pack, channel, git_redirect, tmp_path):
+    """The hash check runs before the ready env is removed, not after (a local channel rewritten in place)."""
+    from onlinemap.environments.integrity import HashMismatchError
+
+    chan = tmp_path / "own-channel"
+    shutil.copytree(channel["root"], chan)
+    pkgs = [ch.Package(p.name, p.version, chan / p.path.relative_to(channel["root"]), p.sha256, p.md5)
+            for p in (channel["pkgs"]["python"], channel["pkgs"]["hello-mod"])]
+    spec = make_pack(lock=lambda folder: ch.write_lock_v1(folder / "conda-lock.yml", chan, pkgs))
+    first = _create(spec)
+    with open(pkgs[1].path, "ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(HashMismatchError):
+        _create(spec, force=True)
+    assert read_env_info(Path(first.prefix)) is not None and resolve_environment(spec).prefix == Path(first.prefix)
+
+
 def test_env_whose_manager_is_gone_uses_another_of_its_kind_or_says_so(fakeconda, make_pack, channel, git_redirect,
                                                                        om_home, tmp_path):
     spec = make_pack(lock=_lock(channel))
