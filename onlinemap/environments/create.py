@@ -5,7 +5,9 @@ asv's ``Environment.create`` idea, with the info file as the only proof of compl
 1. refuse early on a GPU the locked stack cannot run on (guard.py);
 2. reuse ``ONLINEMAP_HOME/envs/<Model>-<lockhash>`` only when its info file matches the lock hash AND
    the smoke import passes; otherwise remove it (a half-built prefix from a crash too);
-3. install the packages (installers.py: micromamba / conda / mamba / py-rattler; unlocked fallback);
+3. resolve the manager and hash every ``file://`` archive of the lock (integrity.py) BEFORE removing
+   anything, then install the packages (installers.py: micromamba / conda / mamba / py-rattler; unlocked
+   fallback);
 4. check out the repo at the pinned commit (repo.py) and run the ``[ops] build`` argv lists in it with
    the env's python, ``TORCH_CUDA_ARCH_LIST`` from the GPU, ``FORCE_CUDA=1`` and ``CUDA_HOME``; each
    step leaves a marker in the prefix and is skipped when its marker exists;
@@ -30,12 +32,14 @@ from pathlib import Path
 from typing import Callable
 
 from onlinemap import paths
-from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, lock_hash, read_env_info,
-                                         run_prefix_argv)
-from onlinemap.environments.installers import StepFailed, env_child_env, install_locked, install_unlocked, run_step
+from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, launcher_exe, lock_hash,
+                                         read_env_info, run_prefix_argv)
+from onlinemap.environments.installers import (StepFailed, env_child_env, install_locked, install_unlocked,
+                                              raise_if_interrupted, run_step)
+from onlinemap.environments.integrity import verify_local_archives
 from onlinemap.environments.lockfile import load_environment_yml, load_lock
 from onlinemap.environments.managers import Manager, find_manager, manager_lock
-from onlinemap.errors import UsageError
+from onlinemap.errors import MissingPrerequisiteError, UsageError
 from onlinemap.fileio import write_json_atomic
 from onlinemap.registry.spec import ModelSpec
 
@@ -85,6 +89,7 @@ def smoke_import(handle: EnvHandle, imports: list[str], *, log_path: Path, cwd: 
 
     out = run_supervised([*run_prefix_argv(handle), handle.python, "-c", code], env=env_child_env(handle.prefix),
                          cwd=cwd or handle.prefix, log_path=log_path, timeout_s=600)
+    raise_if_interrupted(out, model=handle.model, step="smoke import", log_path=log_path)   # not "failed": keep the env
     return out.ok
 
 
@@ -174,8 +179,13 @@ def _reusable(spec: ModelSpec, prefix: Path, digest: str, log_path: Path,
     if info.get("lock_hash") != digest or info.get("model") != spec.name:
         progress(f"[{spec.name}] env: {prefix} info does not match the lock: rebuilding")
         return None
+    try:
+        exe = launcher_exe(spec.name, prefix, info)
+    except MissingPrerequisiteError as exc:
+        progress(f"[{spec.name}] env: {exc.message}: rebuilding")
+        return None
     handle = EnvHandle(model=spec.name, kind="conda", python=str(prefix / "bin" / "python"), prefix=prefix,
-                       manager=info.get("manager"), manager_exe=info.get("manager_exe"),
+                       manager=info.get("manager"), manager_exe=exe,
                        manager_version=info.get("manager_version"), lock_hash=digest,
                        locked=bool(info.get("locked", True)), info=info)
     if not Path(handle.python).exists():
@@ -231,8 +241,11 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
             repo = ensure_repo(spec, log_path=log_path, progress=say)
             result.repo = str(repo) if repo else None
         else:
+            mgr = find_manager(manager, allow_rattler=locked)   # first: a wrong --manager must not cost a ready env
+            checked = verify_local_archives(lock) if locked else 0   # likewise a tampered archive (every manager)
             _remove_prefix(prefix)
-            mgr = find_manager(manager, allow_rattler=locked)
+            if checked:
+                say(f"[{spec.name}] env: {checked} local archives match the lock's sha256/md5")
             say(f"[{spec.name}] env: creating {prefix} with {mgr.describe()}")
             handle = _handle(spec, prefix, mgr, digest, locked)
             result.manager = mgr.name
