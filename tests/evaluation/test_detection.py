@@ -92,7 +92,7 @@ def test_detection_ego_frame_boxes_are_moved_to_global(nusc, gt_detections):
     ego_det = dict(det, center=list(local), yaw=det["yaw"] - q.yaw_pitch_roll[0], frame="ego", velocity=[None, None])
     box = to_submission_boxes(nusc, {"sample_token": token, "detections_3d": [ego_det]})[0]
     assert box["translation"] == pytest.approx(det["center"], abs=1e-6)
-    assert box["velocity"] == [0.0, 0.0]
+    assert all(math.isnan(v) for v in box["velocity"])   # unknown stays unknown, as the devkit's GT
     assert Quaternion(box["rotation"]).yaw_pitch_roll[0] == pytest.approx(det["yaw"], abs=1e-9)
 
 
