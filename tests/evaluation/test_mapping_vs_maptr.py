@@ -1,0 +1,126 @@
+"""onlinemap's map AP and map GT against MapTR's own code (hustvl/MapTR @ a6872d8d, ``main``, from
+../shared/upstream), run in the oracle venv under shapely 1.8.5 as MapTR pins it
+(tests/evaluation/oracles/maptr_map.py).
+
+The metric cases are random per-sample GT and predictions in MapTR's LiDAR patch frame; onlinemap
+gets them moved to the ego frame with the adapters' planar lidar2ego (a tilted LiDAR), so the test
+also checks that the conversion keeps MapTR's numbers. Cases include uneven 100-point predictions
+(resampled by MapTR ``main``), closed crossing rings, false positives and classes without GT or
+without predictions. Scores are distinct: MapTR's sort is not stable, so tied scores have no
+defined MapTR order (onlinemap breaks ties by input order; see docs/evaluation.md).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pyquaternion import Quaternion
+
+from onlinemap.evaluation.mapping import CLASSES, evaluate_mapping, lidar_bev_to_ego
+
+from .conftest import run_oracle
+from .scenes import LIDAR_TOP_ROTATION, LIDAR_TOP_TRANSLATION, Tables, tilt
+
+
+def _polyline(rng, closed=False):
+    n = int(rng.integers(2, 12))
+    start = rng.uniform([-14, -29], [14, 29])
+    steps = rng.normal(0, 3.0, (n - 1, 2))
+    pts = np.vstack([start, start + np.cumsum(steps, axis=0)])
+    if closed:
+        pts = np.vstack([pts, pts[:1]])
+    return pts
+
+
+def _uneven_100(rng, line):
+    """100 points on ``line``: 96 in its first tenth, 4 spread over the rest (MapTR main resamples
+    them by arc length anyway; used as they are, most of the line would have no point near it)."""
+    seg = np.hypot(*np.diff(line, axis=0).T)
+    cum = np.concatenate([[0], np.cumsum(seg)])
+    s = cum[-1] * np.concatenate([np.sort(rng.uniform(0, 0.1, 96)), [0.4, 0.6, 0.8, 1.0]])
+    s[0] = 0.0
+    return np.stack([np.interp(s, cum, line[:, 0]), np.interp(s, cum, line[:, 1])], axis=1)
+
+
+def _random_case(rng, n_samples=12):
+    gts, preds = [], []
+    scores = iter(rng.permutation(100000) / 100000.0 + 1e-6)
+    for i in range(n_samples):
+        g, p = [], []
+        for c in range(3):
+            if (i + c) % 5 == 0 and c == 1:
+                continue                                   # some samples without crossings at all
+            for _ in range(int(rng.integers(0, 5))):
+                line = _polyline(rng, closed=(c == 1 and rng.random() < 0.6))
+                g.append((line, c))
+                if rng.random() < 0.8:                     # a detection of it, shifted 0..2 m
+                    det = line + rng.normal(0, rng.choice([0.1, 0.4, 1.0, 2.0]), (1, 2))
+                    if rng.random() < 0.3:
+                        det = _uneven_100(rng, det)
+                    elif rng.random() < 0.3:
+                        det = det[::-1]                    # reversed direction
+                    p.append((det, c, next(scores)))
+            for _ in range(int(rng.integers(0, 3))):       # false positives
+                p.append((_polyline(rng), c, next(scores)))
+        gts.append(g)
+        preds.append(p)
+    return gts, preds
+
+
+class _GT:
+    def __init__(self, per_token):
+        self.per_token = per_token
+
+    def polylines(self, token):
+        return self.per_token[token]
+
+
+def test_map_ap_equals_maptr_on_random_cases(upstream, oracle_python):
+    rng = np.random.default_rng(19)
+    for k in range(4):
+        gts, preds = _random_case(rng)
+        if k == 3:   # a class without any GT in the whole evaluation (boundary): MapTR's table shows 0
+            gts = [[(l, c) for l, c in g if c != 2] for g in gts]
+        tokens = [f"{k}{i:031x}" for i in range(len(gts))]
+        l2e = np.eye(4)
+        l2e[:3, :3] = (Quaternion(LIDAR_TOP_ROTATION) * tilt(rng, 3.0)).rotation_matrix
+        l2e[:3, 3] = LIDAR_TOP_TRANSLATION
+        rot, trans = lidar_bev_to_ego(l2e)
+        ego = lambda pts: np.asarray(pts) @ rot.T + trans  # noqa: E731
+        ref = run_oracle(oracle_python, "maptr_map.py", [upstream["MapTR"], "metric"], {
+            "classes": list(CLASSES),
+            "annotations": [{"vectors": [{"pts": l.tolist(), "type": c} for l, c in g]} for g in gts],
+            "gen_results": [{"vectors": [{"pts": l.tolist(), "type": c, "confidence_level": s} for l, c, s in p]}
+                            for p in preds]})
+        ours = evaluate_mapping(
+            [{"sample_token": t, "map_elements": [{"label": CLASSES[c], "score": s, "points": ego(l).tolist()}
+                                                  for l, c, s in p]} for t, p in zip(tokens, preds)],
+            None, "v1.0-mini", nusc=Tables({"sample": [{"token": t} for t in tokens]}),
+            ground_truth=_GT({t: {cls: [ego(l) for l, c in g if c == j] for j, cls in enumerate(CLASSES)}
+                              for t, g in zip(tokens, gts)}))
+        for j, cls in enumerate(CLASSES):
+            for i, thr in enumerate(("0.5", "1.0", "1.5")):
+                want = ref["cls_aps"][i][j]
+                got = ours["AP_thr"][cls][thr]
+                assert (0.0 if got is None else got) == pytest.approx(want, abs=1e-6), (k, cls, thr)
+        assert ours["mAP_maptr"] == pytest.approx(ref["mAP"], abs=1e-6)
+        if k == 3:
+            assert ours["AP"]["boundary"] is None and ours["classes_without_gt"] == ["boundary"]
+            assert ours["mAP"] == pytest.approx(np.mean(ref["AP"][:2]), abs=1e-6)
+
+
+def test_map_ap_resamples_100_point_predictions_as_maptr_main():
+    """A prediction of exactly 100 points bunched at one end of a GT line is resampled by arc length
+    (MapTR main); used as is (the maptrv2 rule) its Chamfer distance would be about 2 m."""
+    gt = np.array([[0.0, 0.0], [20.0, 0.0]])
+    s = np.concatenate([np.linspace(0.0, 2.0, 99), [20.0]])
+    pred = np.stack([s, np.zeros(100)], axis=1)
+    tokens = ["a" * 32]
+    result = evaluate_mapping([{"sample_token": tokens[0], "map_elements": [
+        {"label": "divider", "score": 0.9, "points": pred.tolist()}]}], None, "v1.0-mini",
+        nusc=Tables({"sample": [{"token": tokens[0]}]}),
+        ground_truth=_GT({tokens[0]: {"divider": [gt], "ped_crossing": [], "boundary": []}}))
+    assert result["AP"]["divider"] == pytest.approx(1.0)
+    assert result["mAP_maptr"] == pytest.approx(1 / 3)      # crossings and boundaries count 0 in MapTR's table
+    assert result["mAP"] == pytest.approx(1.0)
