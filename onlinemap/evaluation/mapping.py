@@ -8,9 +8,14 @@ cites each choice. Two deliberate differences from MapTR's numbers, both documen
 - The ground-truth *window* is MapTR's (a 30 m x 60 m patch centred on the LiDAR, 30 m across and
   60 m along the LiDAR's forward axis), but the polylines are returned in the **ego** frame of the
   standard prediction schema (x forward, y left). Chamfer distance is invariant under the rigid
-  LiDAR -> ego transform, so scores equal MapTR's when adapters convert frames correctly.
+  LiDAR -> ego transform (``lidar_bev_to_ego``, the adapters' own), so scores equal MapTR's.
 - A class with no ground truth in the evaluated samples gets AP ``None`` and is left out of mAP
-  (MapTR averages a 0 for it, which makes small subsets look worse than they are).
+  (MapTR averages a 0 for it, which makes small subsets look worse than they are); ``mAP_maptr``
+  reports MapTR's convention as well.
+
+The numbers equal MapTR ``main`` at the pinned commit (a6872d8d), GT included: the polygons are
+clipped one by one before the union, as MapTR does, and every prediction is resampled to 100 points
+(tests/evaluation/test_mapping_vs_maptr.py runs MapTR's own code as the oracle).
 
 Matching (per sample and class, as ``custom_tpfp_gen``): predictions in descending score order;
 each takes the GT with the smallest Chamfer distance; it is a true positive when that distance is
@@ -31,7 +36,7 @@ from onlinemap.errors import DatasetError, ResultsError
 if TYPE_CHECKING:  # pragma: no cover
     from nuscenes import NuScenes
 
-__all__ = ["CLASSES", "THRESHOLDS", "PC_RANGE", "NUM_SAMPLE_POINTS", "MapGroundTruth", "resample_polyline",
+__all__ = ["CLASSES", "THRESHOLDS", "PC_RANGE", "NUM_SAMPLE_POINTS", "MapGroundTruth", "lidar_bev_to_ego", "resample_polyline",
            "chamfer_matrix", "average_precision", "evaluate_mapping"]
 
 log = logging.getLogger(__name__)
