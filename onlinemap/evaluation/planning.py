@@ -159,9 +159,13 @@ def future_obstacles(nusc: "NuScenes", sample_token: str, steps: int = N_STEPS, 
     position = {c["name"]: i for i, c in enumerate(nusc.category)}   # vad_nuscenes_converter.py cat2idx
 
     def in_lidar(ann):
+        """(centre, rotation quaternion) of an annotation in the current LiDAR frame."""
         centre = g2l0[:3, :3] @ np.asarray(ann["translation"], dtype=float) + g2l0[:3, 3]
-        rot = g2l0[:3, :3] @ Quaternion(ann["rotation"]).rotation_matrix
-        return centre, math.atan2(rot[1, 0], rot[0, 0])
+        return centre, Quaternion(matrix=g2l0[:3, :3], atol=1e-6) * Quaternion(ann["rotation"])
+
+    def zyx_yaw(q):   # the converter's quart_to_rpy yaw
+        w, x, y, z = q.elements
+        return math.atan2(2 * (w * z + x * y), 1 - 2 * (z * z + y * y))
 
     out: list[list] = [[] for _ in range(steps)]
     for ann_token in sample["anns"]:
@@ -170,19 +174,22 @@ def future_obstacles(nusc: "NuScenes", sample_token: str, steps: int = N_STEPS, 
             continue
         if category_to_detection_name(ann["category_name"]) is None:                # ObjectNameFilter
             continue
-        centre, _ = in_lidar(ann)
+        centre, q = in_lidar(ann)
         if not (WINDOW[0] < centre[0] < WINDOW[2] and WINDOW[1] < centre[1] < WINDOW[3]):   # in_range_bev
             continue
         if not _is_obstacle(ann["category_name"], position.get(ann["category_name"], -1), obstacles):
             continue
         w, length = float(ann["size"][0]), float(ann["size"][1])
+        # VAD's yaw at step t: the box's yaw now (pyquaternion's yaw_pitch_roll, gt_boxes) plus the
+        # summed quart_to_rpy yaw steps (gt_agent_fut_yaw); the two yaws differ on tilted boxes
+        yaw_offset = float(q.yaw_pitch_roll[0]) - zyx_yaw(q)
         cur = ann
         for t in range(steps):                    # the agent's own chain: gt_agent_fut_trajs / masks / yaw
             if not cur["next"]:
                 break
             cur = nusc.get("sample_annotation", cur["next"])
-            c, yaw = in_lidar(cur)
-            out[t].append((float(c[0]), float(c[1]), yaw, length, w))
+            c, qt = in_lidar(cur)
+            out[t].append((float(c[0]), float(c[1]), yaw_offset + zyx_yaw(qt), length, w))
     return out
 
 
