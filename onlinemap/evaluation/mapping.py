@@ -36,8 +36,8 @@ from onlinemap.errors import DatasetError, ResultsError
 if TYPE_CHECKING:  # pragma: no cover
     from nuscenes import NuScenes
 
-__all__ = ["CLASSES", "THRESHOLDS", "PC_RANGE", "NUM_SAMPLE_POINTS", "MapGroundTruth", "lidar_bev_to_ego", "resample_polyline",
-           "chamfer_matrix", "average_precision", "evaluate_mapping"]
+__all__ = ["CLASSES", "THRESHOLDS", "PC_RANGE", "NUM_SAMPLE_POINTS", "MapGroundTruth", "lidar_bev_to_ego",
+           "resample_polyline", "chamfer_matrix", "average_precision", "evaluate_mapping"]
 
 log = logging.getLogger(__name__)
 
