@@ -140,3 +140,49 @@ def test_packs_that_build_ops_pin_their_compilers_nvcc_and_ninja(pack):
     assert any(str(p).startswith("ninja==") for p in pip)
     # the arch list is env create's (recorded in the env info), never a per-step override
     assert not any(a.startswith(("TORCH_CUDA_ARCH_LIST=", "FORCE_CUDA=")) for argv in spec.ops.build for a in argv)
+
+
+def test_petr_info_stage_calls_only_the_info_function(tmp_path):
+    """PETR's converter runs mmdet3d 0.17.1's create_nuscenes_infos alone (no 2-D COCO export, no GT database).
+
+    The argv runs for real against a stand-in ``tools/data_converter/nuscenes_converter.py`` whose
+    functions have the upstream signatures (read from the v0.17.1 snapshot) and record their calls.
+    """
+    import ast
+    import json
+    import subprocess
+    import sys
+    import tarfile
+
+    from onlinemap.setup.data import converter_argv
+
+    snap = REPO.parent / "shared" / "upstream" / "open-mmlab+mmdetection3d-f1107977.tar.gz"
+    if not snap.exists():
+        pytest.skip(f"{snap} is not here")
+    with tarfile.open(snap) as tf:
+        member = next(m for m in tf.getmembers() if m.name.lstrip("./") == "tools/data_converter/nuscenes_converter.py")
+        tree = ast.parse(tf.extractfile(member).read().decode())
+    upstream = {f.name: [a.arg for a in f.args.args]
+                for f in tree.body if isinstance(f, ast.FunctionDef)}
+    assert upstream["create_nuscenes_infos"] == ["root_path", "info_prefix", "version", "max_sweeps"]
+    cwd = tmp_path / "mmdetection3d"
+    (cwd / "tools" / "data_converter").mkdir(parents=True)
+    (cwd / "tools" / "__init__.py").write_text("")
+    (cwd / "tools" / "data_converter" / "__init__.py").write_text("")
+    calls = tmp_path / "calls.jsonl"
+    stub = "import json\n"
+    for name, args in upstream.items():
+        stub += (f"def {name}({', '.join(args)}):\n"
+                 f"    open({str(calls)!r}, 'a').write(json.dumps([{name!r}, {', '.join(args)}]) + '\\n')\n")
+    (cwd / "tools" / "data_converter" / "nuscenes_converter.py").write_text(stub)
+    spec = load_model_spec(REPO / "envs" / "PETR")
+    assert spec.data.converter_cwd == "mmdetection3d"
+    for version, want in (("v1.0-trainval", "v1.0-trainval"), ("v1.0-mini", "v1.0-mini")):
+        root = tmp_path / version
+        (root / version).mkdir(parents=True)
+        (root / version / "sample.json").write_text("[]")
+        argv = converter_argv(spec, root)
+        subprocess.run([sys.executable, *argv[1:]], cwd=cwd, check=True, env={"PYTHONPATH": str(cwd), "PATH": "/usr/bin:/bin"})
+        rows = [json.loads(line) for line in calls.read_text().splitlines()]
+        assert rows == [["create_nuscenes_infos", str(root), "nuscenes", want, 10]], rows
+        calls.unlink()
