@@ -61,3 +61,28 @@ def test_a_side_clone_not_at_the_pinned_commit_is_made_again(
     monkeypatch.setenv("OPS_OK", "1")
     create(spec, skip_weights=True)
     assert _head(side) == git_redirect["pinned"] and not (side / "stale.txt").exists()
+
+
+def test_an_env_whose_ops_miss_the_gpu_is_rebuilt_cleanly(fakeconda, make_pack, channel, git_redirect, om_home):
+    """The arch list is recorded in the env info; on a GPU it does not cover (a volume moved to another
+    GPU type) the env is rebuilt and the stale in-place build outputs are removed first."""
+    build = ("import os, pathlib; arch = os.environ['TORCH_CUDA_ARCH_LIST']; "
+             "pathlib.Path('build/temp.linux-x86_64-3.8').mkdir(parents=True, exist_ok=True); "
+             "p = pathlib.Path('ext.so'); old = p.read_text() if p.exists() else None; "
+             "p.write_text(old or arch); pathlib.Path('seen.txt').open('a').write(arch + '\\n')")
+    spec = make_pack(lock=lock_with(channel), ops=[["python", "-c", build]])
+    first = create(spec, skip_weights=True)
+    info = read_env_info(Path(first.prefix))
+    assert info["ops_arch_list"] == "8.0;8.6"
+    repo = next((om_home / "repos").glob("FakeMap@*"))
+    assert (repo / "ext.so").read_text() == "8.0;8.6"
+
+    ampere = {"available": True, "compute_capability": "8.6", "name": "RTX 3090"}
+    assert create(spec, skip_weights=True, gpu=ampere).reused          # covered: reused as it is
+
+    turing = {"available": True, "compute_capability": "7.5", "name": "T4"}   # 8.x cubins do not run on 7.5
+    rebuilt = create(spec, skip_weights=True, gpu=turing)
+    assert not rebuilt.reused and read_env_info(Path(rebuilt.prefix))["ops_arch_list"] == "7.5;8.0;8.6"
+    # the in-place .so made for 8.0;8.6 was removed, so the build made it again for the new list
+    assert (repo / "ext.so").read_text() == "7.5;8.0;8.6"
+    assert (repo / "seen.txt").read_text().split() == ["8.0;8.6", "7.5;8.0;8.6"]

@@ -186,3 +186,15 @@ def test_petr_info_stage_calls_only_the_info_function(tmp_path):
         rows = [json.loads(line) for line in calls.read_text().splitlines()]
         assert rows == [["create_nuscenes_infos", str(root), "nuscenes", want, 10]], rows
         calls.unlink()
+
+
+@pytest.mark.parametrize("pack", CONDA_PACKS, ids=lambda p: p.name)
+def test_smoke_code_is_python_38(pack):
+    """The smoke step's source (imports, plugin, CUDA check) parses as the env's Python 3.8."""
+    import ast
+
+    from onlinemap.environments.create import smoke_code
+
+    code = smoke_code(load_model_spec(pack))
+    ast.parse(code, feature_version=(3, 8))
+    assert "import mmcv._ext" in code and "importlib.import_module(" in code
