@@ -83,6 +83,33 @@ def test_the_right_toolchain_passes_and_the_build_runs(fakeconda, cuda_pack, tmp
     assert list((om_home / "repos").glob("*/built.txt"))
 
 
+def _real_nvcc() -> str | None:
+    for cand in (shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if cand and Path(cand).exists():
+            out = subprocess.run([cand, "--version"], capture_output=True, text=True)
+            if out.returncode == 0 and "release" in out.stdout:
+                return cand
+    return None
+
+
+@pytest.mark.skipif(_real_nvcc() is None, reason="no real nvcc on this machine")
+def test_this_machines_real_nvcc_is_judged_against_the_torch_pin(fakeconda, cuda_pack, tmp_path, monkeypatch, om_home):
+    """The real nvcc here (a CUDA 12/13 toolkit, as on current pod images) is refused for a +cu111 pack."""
+    real = _real_nvcc()
+    release = subprocess.run([real, "--version"], capture_output=True, text=True).stdout
+    home = tmp_path / "real-cuda"
+    (home / "bin").mkdir(parents=True)
+    (home / "bin" / "nvcc").symlink_to(real)
+    monkeypatch.setenv("CUDA_HOME", str(home))
+    monkeypatch.setenv("CC", str(_script(tmp_path / "gcc95", "9.5.0")))
+    if "release 11.1," in release:
+        create(cuda_pack, skip_weights=True)            # the right one: passes
+        return
+    with pytest.raises(ToolchainError, match=r"nvcc \d+\.\d+ at .* cannot build ops for a torch built with CUDA 11\.1"):
+        create(cuda_pack, skip_weights=True)
+    assert not list((om_home / "repos").glob("*/built.txt"))
+
+
 def test_no_nvcc_at_all_is_refused(fakeconda, cuda_pack, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_HOME", str(tmp_path / "no-such-toolkit"))
     monkeypatch.setenv("PATH", "/usr/bin:/bin:" + str(fakeconda.bin))
