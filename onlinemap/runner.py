@@ -65,6 +65,7 @@ class RunSettings:
     echo: bool = True
     options: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
+    backend: str = "torch"                        # torch | onnxruntime | pt2 | tensorrt (docs/backends.md)
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -179,6 +180,12 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     require_ready(spec, dataroot)
     check_cpu_ok(spec, device)       # after readiness, so a missing env is named first
     env = resolve_environment(spec)
+    export_dir = None
+    if settings.backend != "torch":
+        from onlinemap.backends import check_backend, find_export
+
+        check_backend(settings.backend, device)
+        export_dir = find_export(spec, settings.backend, settings.options)
     root, version = resolve_dataset(dataroot, settings.version)
     samples = select_samples(root, version, count=settings.samples, warmup=settings.warmup,
                              sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None)
@@ -212,7 +219,8 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
 
     run_id, run_dir = _create_run_dir(spec.name, results_root)
     try:
-        record, files = _write_run_start(spec, settings, env, run_id, run_dir, root, version, device, samples, gpu)
+        record, files = _write_run_start(spec, settings, env, run_id, run_dir, root, version, device, samples, gpu,
+                                         export_dir)
     except (OSError, ResultsError) as exc:
         import shutil
 
@@ -284,7 +292,8 @@ def _create_run_dir(model: str, results_root: Path | None) -> tuple[str, Path]:
 
 
 def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, run_dir: Path, root: Path,
-                     version: str, device: str, samples: list, gpu: dict) -> tuple[rs.RunRecord, dict]:
+                     version: str, device: str, samples: list, gpu: dict,
+                     export_dir: Path | None = None) -> tuple[rs.RunRecord, dict]:
     """The files a run starts with: empty result files, job.json, run.json (``running``)."""
     files = {name: run_dir / name for name in (rs.EVENTS_FILE, rs.SAMPLES_FILE, rs.PREDICTIONS_FILE, rs.LOG_FILE,
                                                rs.JOB_FILE, rs.TELEMETRY_FILE)}
@@ -308,6 +317,7 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
         "min_samples": settings.min_samples, "min_duration_s": settings.min_duration_s, "timer": settings.timer,
         "events": str(files[rs.EVENTS_FILE]), "samples_out": str(files[rs.SAMPLES_FILE]),
         "predictions": str(files[rs.PREDICTIONS_FILE]), "parent_pid": os.getpid(),
+        "backend": {"name": settings.backend, "export_dir": str(export_dir) if export_dir else None},
     }
     write_json_atomic(files[rs.JOB_FILE], job)
     import onlinemap

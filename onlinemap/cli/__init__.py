@@ -33,6 +33,8 @@ COMMANDS = {
     "compare": ("onlinemap.cli.compare", "compare", "Compare runs side by side: latency, memory, accuracy, env, GPU."),
     "report": ("onlinemap.cli.report", "report", "Write a report: summary.md, PNG plots, comparison_summary.json."),
     "viz": ("onlinemap.cli.viz", "viz", "Bird's-eye-view PNG of one sample's predictions over ground truth."),
+    "export": ("onlinemap.cli.export", "export", "Export a model's forward to ONNX or PT2 inside its env."),
+    "verify": ("onlinemap.cli.verify", "verify", "Compare a backend (onnxruntime, pt2) against PyTorch, tensor by tensor."),
 }
 
 

@@ -203,6 +203,14 @@ def run(job):
         adapter.load()
     except Exception as exc:
         return fail(events.STAGE_LOAD, exc)
+    forward, backend = adapter.forward, {"name": "torch"}
+    if (job.get("backend") or {}).get("name", "torch") != "torch":   # an exported artifact (backends.py)
+        try:
+            forward = _sibling("backends").ExportedForward(adapter, job["backend"]["name"],
+                                                           job["backend"]["export_dir"], device)
+            backend = forward.describe()
+        except Exception as exc:
+            return fail(events.STAGE_LOAD, exc)
     t2 = time.perf_counter()
     clock = timing.Clock(device, job.get("timer") or "wall")
     clock.sync()
@@ -210,7 +218,7 @@ def run(job):
     model_alloc = round(torch.cuda.memory_allocated(torch.device(device)) / MB, 2) if torch is not None else None
     ev.write(_env_record(device))
     ev.write({"event": events.LOADED, "import_s": round(t1 - t0, 4), "load_s": round(t2 - t1, 4),
-              "model_alloc_mb": model_alloc, "t": time.time()})
+              "model_alloc_mb": model_alloc, "backend": backend, "t": time.time()})
 
     samples_out = events.JsonlWriter(job["samples_out"])
     preds_out = events.JsonlWriter(job["predictions"])
@@ -234,7 +242,7 @@ def run(job):
             inputs = adapter.prepare(sample)
             clock.sync()
             b = time.perf_counter()
-            raw, forward_ms, cuda_ms = clock.timed_forward(adapter.forward, inputs)
+            raw, forward_ms, cuda_ms = clock.timed_forward(forward, inputs)
             c = time.perf_counter()
             pred = adapter.convert(raw, sample)
             d = time.perf_counter()
