@@ -89,7 +89,8 @@ def _check_data(spec: ModelSpec, dataroot: Path | None) -> Check:
     try:
         version = nuscenes_index.detect_version(str(root))
     except nuscenes_index.NotNuScenes as exc:
-        fix = (f"onlinemap data synth {root}" if root == paths.default_dataroot() and spec.env_kind == "host"
+        # synth only ever for its own default folder: never suggested over a path the user named
+        fix = ("onlinemap data synth" if root == paths.data_dir() / "nuscenes-synth" and spec.env_kind == "host"
                else "pass --dataroot DIR (or set NUSCENES_ROOT) pointing at a nuScenes root")
         return Check("data", False, str(exc), fix)
     return Check("data", True, f"{root} ({version})")

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from onlinemap.cli.options import positive_int
+from onlinemap.data.synth import DEFAULT_SAMPLES_PER_SCENE, DEFAULT_SCENES
 
 
 @click.group("data")
@@ -15,24 +16,32 @@ def data():
 
 @data.command("synth")
 @click.argument("directory", type=click.Path(file_okay=False), required=False)
-@click.option("--scenes", type=positive_int, default=2, show_default=True,
+@click.option("--scenes", type=positive_int, default=DEFAULT_SCENES, show_default=True,
               help="scenes to write (1-10; names follow the official mini split, mini_val first)")
-@click.option("--samples-per-scene", type=positive_int, default=20, show_default=True)
+@click.option("--samples-per-scene", type=positive_int, default=DEFAULT_SAMPLES_PER_SCENE, show_default=True,
+              help="key frames per scene (2 Hz)")
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth(directory, scenes, samples_per_scene, seed):
     """Write a synthetic nuScenes v1.0-mini dataset into DIRECTORY.
 
     DIRECTORY defaults to ONLINEMAP_HOME/data/nuscenes-synth, the dataroot run commands use when
     no --dataroot or NUSCENES_ROOT is given. `nuscenes.NuScenes("v1.0-mini", DIRECTORY)` loads it.
-    The content is random (seeded): use it to exercise the pipeline, never to judge accuracy.
+    The default size is the real v1.0-mini's (10 scenes x 40 samples), with 1600x900 images, map
+    expansion for all four locations and DIRECTORY/can_bus/. The content is random (seeded): use
+    it to exercise the pipeline, never to judge accuracy.
+
+    DIRECTORY must be missing, empty, or an earlier synthetic dataset (its SYNTHETIC.json marker):
+    anything else is refused, so a real dataset is never overwritten.
     """
     from onlinemap import paths
-    from onlinemap.data.synth import write_synthetic_nuscenes
+    from onlinemap.data.synth import NotSyntheticError, write_synthetic_nuscenes
     from onlinemap.errors import UsageError
 
     root = Path(directory) if directory else paths.data_dir() / "nuscenes-synth"
     try:
         info = write_synthetic_nuscenes(root, scenes=scenes, samples_per_scene=samples_per_scene, seed=seed)
+    except NotSyntheticError as exc:
+        raise UsageError(str(exc), "pass an empty or new DIRECTORY (nothing in it was changed)") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
