@@ -43,6 +43,16 @@ def synth_turn_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def synth_openlane_root(tmp_path_factory) -> Path:
+    """A synthetic OpenLane-V2 subset A: 2 segments x 4 frames, val collection pickle (read-only for tests)."""
+    from onlinemap.data.synth_openlane import write_synthetic_openlane
+
+    root = tmp_path_factory.mktemp("openlane-v2-synth")
+    write_synthetic_openlane(root, segments=2, frames_per_segment=4, seed=0)
+    return root
+
+
 @pytest.fixture
 def om_home(tmp_path, monkeypatch, synth_root) -> Path:
     """A fresh ONLINEMAP_HOME whose default dataroot is the synthetic dataset; test packs visible."""
