@@ -308,7 +308,8 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = DEFAULT_SCENES,
     write_map_expansion(root, LOCATIONS, seed, side_roads)
     info = {"dataroot": str(root), "version": version, "scenes": scenes, "samples": n_samples,
             "annotations": n_anns, "seed": seed, "synthetic": True, "writer": "onlinemap data synth",
-            "image_size": list(IMAGE_SIZE), "turning_scenes": [MINI_SCENES[i] for i in range(1, scenes, 2)] if turns else [],
+            "image_size": list(IMAGE_SIZE),
+            "turning_scenes": [MINI_SCENES[i] for i in range(1, scenes, 2)] if turns else [],
             "boxes_left_out_two_corners_in_front": n_dropped, "complete": True, "entries": entries}
     (root / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
