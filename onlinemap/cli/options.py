@@ -60,8 +60,12 @@ def run_options(func):
     """Options every run command takes (data, device, timeouts, measurement)."""
     opts = [
         click.option("--dataroot", type=click.Path(file_okay=False), default=None,
-                     help="nuScenes root [default: $NUSCENES_ROOT, else ONLINEMAP_HOME/data/nuscenes-synth]"),
-        click.option("--version", "data_version", default=None, help="v1.0-trainval | v1.0-mini [default: detected]"),
+                     help="nuScenes root [default: $NUSCENES_ROOT, else ONLINEMAP_HOME/data/nuscenes-synth]; "
+                          "OpenLane-V2 models (TopoMLP): the OpenLane-V2 folder [default: $OPENLANE_V2_ROOT, "
+                          "else ONLINEMAP_HOME/data/openlane-v2-synth]"),
+        click.option("--version", "data_version", default=None,
+                     help="v1.0-trainval | v1.0-mini, or an OpenLane-V2 collection such as data_dict_subset_A_val "
+                          "[default: detected]"),
         click.option("--device", default="auto", show_default=True, help="cpu, cuda or cuda:N; auto = cuda:0 if a GPU is seen"),
         click.option("--warmup", type=nonneg_int, default=DEFAULT_WARMUP, show_default=True,
                      help="warm-up samples, excluded from every statistic"),
