@@ -53,9 +53,18 @@ def model_status(name: str, *, dataroot: Path | None = None) -> dict:
 
 def models(*, dataroot: Path | None = None) -> list[dict]:
     """Every model under envs/, with its task, env kind and readiness."""
+    from onlinemap.errors import SpecError
     from onlinemap.registry.discover import known_model_names
 
-    return [model_status(name, dataroot=dataroot) for name in known_model_names()]
+    rows = []
+    for name in known_model_names():
+        try:
+            rows.append(model_status(name, dataroot=dataroot))
+        except SpecError as exc:   # one bad pack is a row of its own, not the end of the listing
+            rows.append({"name": name, "task": None, "env_kind": None, "outputs": [], "temporal": None,
+                         "installed": False, "ready": False,
+                         "checks": [{"step": "model.toml", "ok": False, "detail": exc.message, "fix": exc.hint}]})
+    return rows
 
 
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
@@ -117,7 +126,7 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
     ``gpus`` (``"all"``, ``"0,1"`` or a list of device strings): run the models in parallel, one
     model process per device, each measured on its own device (scheduler.py); ``device`` is then unused.
     """
-    from onlinemap.errors import MissingPrerequisiteError
+    from onlinemap.errors import MissingPrerequisiteError, SpecError
     from onlinemap.registry import find_model
     from onlinemap.registry.discover import resolve_model_names
     from onlinemap.runner import run_model
@@ -139,7 +148,7 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
         for r in runs:
-            if isinstance(r.error, MissingPrerequisiteError):
+            if isinstance(r.error, (MissingPrerequisiteError, SpecError)):
                 result.skipped.append((r.model, r.error.one_line()))
             elif r.error is not None:
                 raise r.error
@@ -149,7 +158,12 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                 result.skipped.append((r.model, "not run: the bench was interrupted first"))
         return result
     for name in names:
-        spec = find_model(name)
+        try:
+            spec = find_model(name)
+        except SpecError as exc:   # a malformed pack under --models all: skipped as a row, the others run
+            log.warning("skipping %s: %s", name, exc.one_line())
+            result.skipped.append((name, exc.one_line()))
+            continue
         settings = _settings("bench", samples=samples, warmup=warmup, dataroot=dataroot, version=version,
                              device=device, sample_tokens=None, scenes=scenes, timeout_s=timeout_s,
                              inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
