@@ -61,6 +61,7 @@ class RunSettings:
     telemetry_period_s: float = DEFAULT_TELEMETRY_PERIOD_S
     telemetry_csv: bool = True
     exclusive: bool = False
+    refuse_throttled: bool = False                # fail a run whose GPU clocks throttled while measuring
     busy_gpu_mb: float = DEFAULT_BUSY_GPU_MB
     echo: bool = True
     options: dict = field(default_factory=dict)
@@ -228,7 +229,13 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         if settings.telemetry_csv:
             sampler.csv_path = files[rs.TELEMETRY_FILE]
         sampler.take_baseline()
-    follower = _SampleFollower(files[rs.SAMPLES_FILE], progress)
+    def on_sample(rec: dict) -> None:
+        if sampler is not None and not rec.get("warmup"):
+            sampler.note_measured()   # the measured window: GPU state before, throttling, energy
+        if progress is not None:
+            progress(rec)
+
+    follower = _SampleFollower(files[rs.SAMPLES_FILE], on_sample)
     worker = {}
 
     def on_event(event: dict) -> None:
@@ -380,6 +387,15 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
         record.status = "failed"
         record.exit_code = EXIT_FAILED
         record.error = {"message": "no sample was measured", "hint": f"see {run_dir / rs.LOG_FILE}"}
+    elif record.settings.get("refuse_throttled") and (telemetry or {}).get("throttled"):
+        record.status = "failed"
+        record.exit_code = EXIT_FAILED
+        record.error = {"message": "GPU clocks were throttled while the run measured ("
+                                   f"{', '.join(telemetry['throttle_reasons'])} in {telemetry['throttle_ticks']} "
+                                   f"of {telemetry['throttle_checked_ticks']} sampler ticks): the figures are "
+                                   "not the GPU's full speed",
+                        "hint": "let the GPU cool, check its power limit (nvidia-smi -q -d PERFORMANCE,POWER) "
+                                "and re-run, or drop --refuse-throttled to keep such runs"}
     else:
         record.status = "ok"
         record.exit_code = EXIT_OK

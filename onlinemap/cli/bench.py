@@ -21,7 +21,7 @@ from onlinemap.errors import EXIT_FAILED, EXIT_MISSING, EXIT_OK
                                             "(replaces --device)")
 @run_options
 def bench(models, samples, scenes, show_output, gpus, dataroot, data_version, device, warmup, min_samples, min_duration,
-          timeout, inactivity_timeout, timer, no_telemetry, exclusive, as_json):
+          timeout, inactivity_timeout, timer, no_telemetry, exclusive, refuse_throttled, as_json):
     """Benchmark several models in turn, measured the same way.
 
     Each model runs in one process that loads it once and streams every sample through it;
@@ -33,7 +33,7 @@ def bench(models, samples, scenes, show_output, gpus, dataroot, data_version, de
 
     result = api.bench(models, samples=samples, warmup=warmup, min_samples=min_samples, min_duration_s=min_duration,
                        dataroot=dataroot, version=data_version, device=device, scenes=list(scenes), timeout_s=timeout,
-                       inactivity_s=inactivity_timeout, timer=timer, telemetry=not no_telemetry, exclusive=exclusive,
+                       inactivity_s=inactivity_timeout, timer=timer, telemetry=not no_telemetry, exclusive=exclusive, refuse_throttled=refuse_throttled,
                        echo=show_output, progress=not as_json, gpus=gpus)
     if as_json:
         click.echo(json.dumps({"runs": [{**o.record.to_dict(), "path": str(o.run_dir)} for o in result],

@@ -77,6 +77,9 @@ def run_options(func):
                      help="forward timer: synchronised wall clock, plus CUDA events with cuda-events"),
         click.option("--no-telemetry", is_flag=True, help="do not sample NVML / host memory"),
         click.option("--exclusive", is_flag=True, help="refuse to run when the GPU already holds memory"),
+        click.option("--refuse-throttled", is_flag=True,
+                     help="fail a run (exit 1, results kept) whose GPU clocks were throttled by power, "
+                          "heat or the board while it measured"),
         click.option("--json", "as_json", is_flag=True, help="print the run record(s) as JSON"),
     ]
     for opt in reversed(opts):
