@@ -48,6 +48,8 @@ class RunSettings:
     warmup: int = DEFAULT_WARMUP
     min_samples: int = DEFAULT_MIN_SAMPLES
     min_duration_s: float = DEFAULT_MIN_DURATION_S
+    ci_target_pct: float | None = None             # then: until the p50's 95 % interval is within +-this %
+    max_duration_s: float | None = None            # ... or this long measuring
     dataroot: Path | None = None
     version: str | None = None
     device: str = "cpu"
@@ -104,6 +106,8 @@ def check_durations(settings: RunSettings) -> None:
 
     for name, value, zero_ok in (("timeout_s", settings.timeout_s, False), ("inactivity_s", settings.inactivity_s, False),
                                  ("launch_timeout_s", settings.launch_timeout_s, False),
+                                 ("max_duration_s", settings.max_duration_s, False),
+                                 ("ci_target_pct", settings.ci_target_pct, False),
                                  ("min_duration_s", settings.min_duration_s, True)):
         if value is None and name != "min_duration_s":
             continue
@@ -313,6 +317,7 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
                      "options": settings.options},
         "samples": samples, "warmup": min(settings.warmup, len(samples)), "count": settings.samples,
         "min_samples": settings.min_samples, "min_duration_s": settings.min_duration_s, "timer": settings.timer,
+        "ci_target_pct": settings.ci_target_pct, "max_duration_s": settings.max_duration_s,
         "events": str(files[rs.EVENTS_FILE]), "samples_out": str(files[rs.SAMPLES_FILE]),
         "predictions": str(files[rs.PREDICTIONS_FILE]), "parent_pid": os.getpid(),
     }
@@ -404,6 +409,11 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
 def _stop_rule_warnings(settings: dict, summary: dict) -> list[str]:
     """Say so when an open-ended run stopped because the samples ran out before its stop rule was met."""
     samples = summary.get("samples") or {}
+    if samples.get("stop_reason") == "max_duration":
+        rel = ((summary.get("latency_ms") or {}).get("forward") or {}).get("p50_ci_rel_pct")
+        return [f"--max-duration {settings.get('max_duration_s'):g} s passed before the median's 95 % interval was "
+                f"within +-{settings.get('ci_target_pct'):g} % (it is +-{rel if rel is None else round(rel, 2)} %): "
+                "the forward time varies more than asked (see cv_pct), or raise --max-duration"]
     if settings.get("samples") is not None or samples.get("stop_reason") != "exhausted":
         return []
     measured, wanted = samples.get("measured") or 0, int(settings.get("min_samples") or 0)
