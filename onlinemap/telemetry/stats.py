@@ -9,7 +9,7 @@ imported when called.
 Uncertainty: ``p50_ci`` and ``p90_ci`` are 95 % distribution-free order-statistic intervals
 (:mod:`onlinemap.harness.stability`: exact binomial coverage for any continuous distribution, no
 resampling, no seed), ``[lo, hi]`` in ms, None when there are too few samples (the p50 needs 6,
-the p90 needs 29). ``p50_ci_rel_pct`` is the p50 interval's half-width in % of the median, the
+the p90 needs 36). ``p50_ci_rel_pct`` is the p50 interval's half-width in % of the median, the
 figure the precision stop rule (``--ci-target``) compares with.
 """
 from __future__ import annotations
