@@ -70,12 +70,12 @@ def models(*, dataroot: Path | None = None) -> list[dict]:
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
               inactivity_s, timer, telemetry, exclusive, echo, options, min_samples, min_duration_s,
               telemetry_period_s=None, tags=None, refuse_throttled=False,
-              ci_target_pct=None, max_duration_s=None) -> RunSettings:
+              ci_target_pct=None, max_duration_s=None, rate_hz=None) -> RunSettings:
     s = RunSettings(kind=kind, samples=samples, warmup=warmup, dataroot=Path(dataroot) if dataroot else None,
                     version=version, device=_device(device), sample_tokens=list(sample_tokens or []),
                     scenes=list(scenes or []), timeout_s=timeout_s, inactivity_s=inactivity_s, timer=timer,
                     telemetry=telemetry, exclusive=exclusive, refuse_throttled=refuse_throttled, echo=echo,
-                    ci_target_pct=ci_target_pct, max_duration_s=max_duration_s,
+                    ci_target_pct=ci_target_pct, max_duration_s=max_duration_s, rate_hz=rate_hz,
                     options=dict(options or {}),
                     min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}))
     if telemetry_period_s:
@@ -89,7 +89,7 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
          inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
          exclusive: bool = False, echo: bool = True, options: dict | None = None,
          refuse_throttled: bool = False, ci_target_pct: float | None = None,
-         max_duration_s: float | None = None, min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
+         max_duration_s: float | None = None, rate_hz: float | None = None, min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
          results_root: Path | None = None, progress: Callable[[dict], None] | None = None) -> RunOutcome:
     """Smoke-run one model on a few samples; returns the outcome (``.status``, ``.run_dir``, ``.record``)."""
     from onlinemap.registry import find_model
@@ -101,7 +101,7 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
                          timer=timer, telemetry=telemetry, exclusive=exclusive, echo=echo, options=options,
                          min_samples=min_samples, min_duration_s=min_duration_s,
                          refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
-                         max_duration_s=max_duration_s)
+                         max_duration_s=max_duration_s, rate_hz=rate_hz)
     return run_model(spec, settings, results_root=results_root, progress=progress)
 
 
@@ -127,7 +127,7 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
           tags: dict | None = None, gpus: str | list[str] | None = None,
           refuse_throttled: bool = False, ci_target_pct: float | None = None,
-          max_duration_s: float | None = None) -> BenchResult:
+          max_duration_s: float | None = None, rate_hz: float | None = None) -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
     Ctrl-C stops the model that is running (its finished samples are kept) and the bench itself.
@@ -153,7 +153,7 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                                  echo=echo, options=options, min_samples=min_samples,
                                  min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags,
                                  refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
-                                 max_duration_s=max_duration_s)
+                                 max_duration_s=max_duration_s, rate_hz=rate_hz)
             return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
@@ -180,7 +180,7 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                              echo=echo, options=options, min_samples=min_samples, min_duration_s=min_duration_s,
                              telemetry_period_s=telemetry_period_s, tags=tags,
                              refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
-                             max_duration_s=max_duration_s)
+                             max_duration_s=max_duration_s, rate_hz=rate_hz)
         bar = _ProgressBar(name, None if samples is None else samples + warmup, warmup) if progress else None
         try:
             outcome = run_model(spec, settings, results_root=results_root, progress=bar.update if bar else None)

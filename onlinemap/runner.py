@@ -50,6 +50,7 @@ class RunSettings:
     min_duration_s: float = DEFAULT_MIN_DURATION_S
     ci_target_pct: float | None = None             # then: until the p50's 95 % interval is within +-this %
     max_duration_s: float | None = None            # ... or this long measuring
+    rate_hz: float | None = None                   # paced: start a sample every 1/rate s; None: back-to-back
     dataroot: Path | None = None
     version: str | None = None
     device: str = "cpu"
@@ -108,6 +109,7 @@ def check_durations(settings: RunSettings) -> None:
                                  ("launch_timeout_s", settings.launch_timeout_s, False),
                                  ("max_duration_s", settings.max_duration_s, False),
                                  ("ci_target_pct", settings.ci_target_pct, False),
+                                 ("rate_hz", settings.rate_hz, False),
                                  ("min_duration_s", settings.min_duration_s, True)):
         if value is None and name != "min_duration_s":
             continue
@@ -318,6 +320,7 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
         "samples": samples, "warmup": min(settings.warmup, len(samples)), "count": settings.samples,
         "min_samples": settings.min_samples, "min_duration_s": settings.min_duration_s, "timer": settings.timer,
         "ci_target_pct": settings.ci_target_pct, "max_duration_s": settings.max_duration_s,
+        "rate_hz": settings.rate_hz,
         "events": str(files[rs.EVENTS_FILE]), "samples_out": str(files[rs.SAMPLES_FILE]),
         "predictions": str(files[rs.PREDICTIONS_FILE]), "parent_pid": os.getpid(),
     }
@@ -353,7 +356,8 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
     env_event = lifecycle.get(ev.ENV) or {}
     record.versions = {k: env_event.get(k) for k in ("python", "torch", "torch_cuda", "cudnn", "cuda_available",
                                                       "packages", "gpu") if k in env_event}
-    summary, invalid = summarize_run(run_dir, lifecycle, telemetry)
+    summary, invalid = summarize_run(run_dir, lifecycle, telemetry,
+                                     temporal=bool((record.model_spec or {}).get("temporal")))
     summary["warnings"] = _stop_rule_warnings(record.settings, summary)
     for warning in summary["warnings"]:
         log.warning("%s: %s", record.model, warning)

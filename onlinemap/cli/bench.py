@@ -20,7 +20,7 @@ from onlinemap.errors import EXIT_FAILED, EXIT_MISSING, EXIT_OK
 @click.option("--gpus", default=None, help="run models in parallel, one per GPU: all, or indices 0,1,... "
                                             "(replaces --device)")
 @run_options
-def bench(models, samples, scenes, show_output, gpus, dataroot, data_version, device, warmup, min_samples, min_duration, ci_target, max_duration,
+def bench(models, samples, scenes, show_output, gpus, dataroot, data_version, device, warmup, min_samples, min_duration, ci_target, max_duration, rate_hz,
           timeout, inactivity_timeout, timer, no_telemetry, exclusive, refuse_throttled, as_json):
     """Benchmark several models in turn, measured the same way.
 
@@ -32,7 +32,7 @@ def bench(models, samples, scenes, show_output, gpus, dataroot, data_version, de
     from onlinemap import api
 
     result = api.bench(models, samples=samples, warmup=warmup, min_samples=min_samples, min_duration_s=min_duration,
-                       ci_target_pct=ci_target, max_duration_s=max_duration,
+                       ci_target_pct=ci_target, max_duration_s=max_duration, rate_hz=rate_hz,
                        dataroot=dataroot, version=data_version, device=device, scenes=list(scenes), timeout_s=timeout,
                        inactivity_s=inactivity_timeout, timer=timer, telemetry=not no_telemetry, exclusive=exclusive, refuse_throttled=refuse_throttled,
                        echo=show_output, progress=not as_json, gpus=gpus)

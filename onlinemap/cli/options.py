@@ -56,6 +56,7 @@ class _Seconds(click.ParamType):
 positive_seconds = _Seconds(allow_zero=False)
 nonneg_seconds = _Seconds(allow_zero=True)
 positive_percent = _Seconds(allow_zero=False, unit="percent")
+positive_hz = _Seconds(allow_zero=False, unit="Hz")
 
 
 def run_options(func):
@@ -76,6 +77,9 @@ def run_options(func):
                           "forward time is within +-PCT % of it (stop_reason ci_target) ..."),
         click.option("--max-duration", type=positive_seconds, default=None,
                      help="... or until this many seconds of measuring (stop_reason max_duration) [default: none]"),
+        click.option("--rate", "rate_hz", type=positive_hz, default=None,
+                     help="paced: start a sample every 1/HZ s, as a car's camera does (12 = the nuScenes camera "
+                          "rate, 2 = keyframes) [default: back-to-back]"),
         click.option("--timeout", type=positive_seconds, default=None, help="wall-clock limit per model run, seconds [default: none]"),
         click.option("--inactivity-timeout", type=positive_seconds, default=DEFAULT_INACTIVITY_S, show_default=True,
                      help="kill a model run that writes no output and no sample for this long, seconds "

@@ -263,9 +263,21 @@ def run(job):
     started = time.perf_counter()
     stop_reason = "exhausted"
     rule = StopRule(job)
+    # paced mode: sample i starts at t0 + i / rate (a camera at 12 Hz, keyframes at 2 Hz) instead
+    # of back-to-back; a sample that could not start on time starts at once and counts as late
+    rate = job.get("rate_hz")
+    period = 1.0 / float(rate) if rate else None
+    paced_late = 0
     index = -1
     for index, sample in enumerate(job["samples"]):
         is_warmup = index < warmup
+        if period is not None:
+            due = started + index * period
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            elif index and not is_warmup and wait < -0.001:
+                paced_late += 1
         if not is_warmup and not peaks_reset:
             if torch is not None:
                 torch.cuda.synchronize()
@@ -314,7 +326,8 @@ def run(job):
         close()
     ev.write({"event": events.FINISHED, "measured": measured, "warmup": min(warmup, index + 1),
               "wall_s": round(time.perf_counter() - started, 4), "stop_reason": stop_reason,
-              "p50_ci_rel_pct": rule.last_rel_pct, "t": time.time()})
+              "p50_ci_rel_pct": rule.last_rel_pct, "paced_hz": rate, "paced_late": paced_late if rate else None,
+              "t": time.time()})
     stop.set()
     return events.EXIT_OK
 

@@ -43,8 +43,34 @@ def _validate_predictions(run_dir: Path, expected: list[str]) -> dict:
     return {"valid": valid, "invalid": invalid, "first_error": first_error}
 
 
-def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None) -> tuple[dict, int]:
-    """(summary dict, number of invalid predictions) for the run in ``run_dir``."""
+def temporal_split(samples: list[dict]) -> dict:
+    """Forward statistics of a temporal model: each scene's first frame apart from the rest.
+
+    A frame is a scene's first when its ``scene_token`` differs from the sample before it in the
+    run (warm-up included): the model then has no history (StreamPETR's memory queue, VAD's
+    previous BEV are reset), so its cost is not the steady state's. Measured samples only.
+    """
+    from onlinemap.telemetry.stats import latency_stats
+
+    first, steady, prev = [], [], object()
+    for s in samples:
+        scene = s.get("scene_token")
+        is_first = scene != prev
+        prev = scene
+        if s.get("warmup") or s.get("forward_ms") is None:
+            continue
+        (first if is_first else steady).append(s["forward_ms"])
+    return {"scene_first_forward": latency_stats(first), "steady_forward": latency_stats(steady),
+            "rule": "a scene's first frame: scene_token differs from the previous sample's"}
+
+
+def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None,
+                  temporal: bool = False) -> tuple[dict, int]:
+    """(summary dict, number of invalid predictions) for the run in ``run_dir``.
+
+    ``temporal``: the pack keeps state across a scene's samples; ``summary.temporal`` then splits
+    the forward time into scene-first and steady frames (None otherwise).
+    """
     from onlinemap.telemetry.stats import latency_stats
 
     samples = [s for s in iter_jsonl(run_dir / rs.SAMPLES_FILE) if s.get("ok")]
@@ -83,6 +109,9 @@ def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None) -> tup
         "memory": memory,
         "telemetry": telemetry or {"reason": "telemetry off"},
         "predictions": predictions,
+        "temporal": temporal_split(samples) if temporal else None,
+        "paced_hz": finished.get("paced_hz"),
+        "paced_late": finished.get("paced_late"),
     }
     return summary, predictions["invalid"]
 
