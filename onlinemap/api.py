@@ -217,8 +217,13 @@ class _ProgressBar:
         self.bar.close()
 
 
-def list_runs(*, model: str | None = None, results_root: Path | None = None) -> list[dict]:
-    """Runs on disk, newest first: one flat dict per run with its effective status."""
+def list_runs(*, model: str | None = None, results_root: Path | None = None,
+              limit: int | None = None) -> list[dict]:
+    """Runs on disk, newest first: one flat dict per run with its effective status.
+
+    ``limit``: stop after that many rows; run folders' names sort by time, so only the newest
+    folders are read (``onlinemap results`` at 100k runs must not read them all).
+    """
     from onlinemap.runs.store import effective_status, iter_runs
 
     rows = []
@@ -235,6 +240,8 @@ def list_runs(*, model: str | None = None, results_root: Path | None = None) -> 
                      "host_rss_peak_mb": mem.get("host_rss_peak_mb"),
                      "error": (rec.error or {}).get("message"), "path": str(run_dir)})
         rows[-1].update(_accuracy_columns(run_dir))
+        if limit and len(rows) >= limit:   # before the generator opens the next folder
+            break
     return rows
 
 
