@@ -32,7 +32,7 @@ EXIT_CODES = {
     EXIT_MISSING: "a prerequisite is missing (env, repo, weights, dataset, GPU)",
     EXIT_BAD_INPUT: "a file is malformed (model.toml, lock file, results, dataset tables)",
     EXIT_LOCKED: "another nightly job holds the lock; the holder is named",
-    EXIT_TIMEOUT: "the model process hit the wall-clock or inactivity timeout",
+    EXIT_TIMEOUT: "the model process hit the wall-clock, launch or inactivity timeout",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (SIGINT); finished samples are kept",
     EXIT_TERMINATED: "terminated by SIGTERM; finished samples are kept",
     EXIT_HANGUP: "the terminal hung up (SIGHUP, e.g. an SSH session dropped); finished samples are kept",

@@ -67,7 +67,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     Smoke test:   onlinemap test --model reference
     Benchmark:    onlinemap bench --models all
     Exit codes:   0 ok, 1 run failed, 2 usage, 3 missing prerequisite, 4 bad input file, 75 locked,
-                  124 timeout, 130 interrupted, 143 terminated (docs/exit-codes.md)
+                  124 timeout, 129 hung up, 130 interrupted, 143 terminated (docs/exit-codes.md)
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
