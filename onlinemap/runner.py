@@ -242,6 +242,10 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
             progress(rec)
 
     follower = _SampleFollower(files[rs.SAMPLES_FILE], on_sample)
+    from onlinemap.runs.summary import PredictionCheck
+
+    checker = PredictionCheck()        # validated as they arrive: the summary is ready at exit
+    predictions = _SampleFollower(files[rs.PREDICTIONS_FILE], checker.feed)
     worker = {}
 
     def on_event(event: dict) -> None:
@@ -255,6 +259,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     def on_tick() -> None:
         lifecycle.poll()
         follower.poll()
+        predictions.poll()
 
     def worker_pid() -> int | None:
         lifecycle.poll()   # the started event may have landed since the last tick
@@ -277,7 +282,8 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         if sampler is not None:
             telemetry_record = sampler.stop()
     follower.poll()
-    _finish(record, run_dir, outcome, telemetry_record)
+    predictions.poll()
+    _finish(record, run_dir, outcome, telemetry_record, checker)
     save_run(run_dir, record)
     return RunOutcome(run_id=run_id, run_dir=run_dir, record=record)
 
@@ -343,7 +349,7 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
     return record, files
 
 
-def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None) -> None:
+def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None, checker=None) -> None:
     """Fill status, summary and error from the files the worker wrote and the process outcome."""
     from onlinemap.runs.summary import summarize_run
 
@@ -357,7 +363,8 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
     record.versions = {k: env_event.get(k) for k in ("python", "torch", "torch_cuda", "cudnn", "cuda_available",
                                                       "packages", "gpu") if k in env_event}
     summary, invalid = summarize_run(run_dir, lifecycle, telemetry,
-                                     temporal=bool((record.model_spec or {}).get("temporal")))
+                                     temporal=bool((record.model_spec or {}).get("temporal")),
+                                     predictions=checker)
     summary["warnings"] = _stop_rule_warnings(record.settings, summary)
     for warning in summary["warnings"]:
         log.warning("%s: %s", record.model, warning)

@@ -58,3 +58,18 @@ def test_a_bad_ci_target_is_one_line_and_exit_2(om_home):
     proc = run_cli("bench", "--models", "crashref", "--ci-target", "nan", "--device", "cpu")
     assert proc.returncode == 2 and "not a finite number of percent" in proc.stderr
     assert not (om_home / "results").exists() or not any((om_home / "results").iterdir())
+
+
+def test_predictions_are_validated_while_the_model_runs_not_re_read_after(om_home, monkeypatch):
+    """The runner feeds each prediction line to the check as it arrives (issue 16); re-reading
+    predictions.jsonl after the worker exited is gone, so a re-read that fails changes nothing."""
+    from onlinemap import api
+    from onlinemap.runs import summary
+
+    def no_re_read(*a, **k):
+        raise AssertionError("predictions.jsonl re-read after the run")
+
+    monkeypatch.setattr(summary, "_validate_predictions", no_re_read)
+    outcome = api.test("crashref", samples=6, warmup=1, device="cpu", echo=False, telemetry=False)
+    assert outcome.status == "ok"
+    assert outcome.record.summary["predictions"] == {"valid": 7, "invalid": 0, "first_error": None}
