@@ -118,8 +118,9 @@ def check_durations(settings: RunSettings) -> None:
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+            unit = {"ci_target_pct": "percent", "rate_hz": "Hz"}.get(name, "seconds")
             raise UsageError(f"{name}={value!r} is not a {'non-negative' if zero_ok else 'positive'} finite number of "
-                             "seconds", "give a finite number of seconds" + ("" if zero_ok else " > 0, or None for no limit"))
+                             f"{unit}", f"give a finite number of {unit}" + ("" if zero_ok else " > 0, or None"))
 
 
 def _child_env(device: str) -> dict[str, str]:
