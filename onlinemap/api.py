@@ -69,11 +69,14 @@ def models(*, dataroot: Path | None = None) -> list[dict]:
 
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
               inactivity_s, timer, telemetry, exclusive, echo, options, min_samples, min_duration_s,
-              telemetry_period_s=None, tags=None, backend="torch") -> RunSettings:
+              telemetry_period_s=None, tags=None, backend="torch", refuse_throttled=False,
+              ci_target_pct=None, max_duration_s=None, rate_hz=None) -> RunSettings:
     s = RunSettings(kind=kind, samples=samples, warmup=warmup, dataroot=Path(dataroot) if dataroot else None,
                     version=version, device=_device(device), sample_tokens=list(sample_tokens or []),
                     scenes=list(scenes or []), timeout_s=timeout_s, inactivity_s=inactivity_s, timer=timer,
-                    telemetry=telemetry, exclusive=exclusive, echo=echo, options=dict(options or {}),
+                    telemetry=telemetry, exclusive=exclusive, refuse_throttled=refuse_throttled, echo=echo,
+                    ci_target_pct=ci_target_pct, max_duration_s=max_duration_s, rate_hz=rate_hz,
+                    options=dict(options or {}),
                     min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}),
                     backend=backend or "torch")
     if telemetry_period_s:
@@ -86,7 +89,8 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
          sample_tokens: list[str] | None = None, scenes: list[str] | None = None, timeout_s: float | None = None,
          inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
          exclusive: bool = False, echo: bool = True, options: dict | None = None,
-         min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
+         refuse_throttled: bool = False, ci_target_pct: float | None = None,
+         max_duration_s: float | None = None, rate_hz: float | None = None, min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
          results_root: Path | None = None, progress: Callable[[dict], None] | None = None) -> RunOutcome:
     """Smoke-run one model on a few samples; returns the outcome (``.status``, ``.run_dir``, ``.record``)."""
     from onlinemap.registry import find_model
@@ -96,7 +100,9 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
     settings = _settings("test", samples=samples, warmup=warmup, dataroot=dataroot, version=version, device=device,
                          sample_tokens=sample_tokens, scenes=scenes, timeout_s=timeout_s, inactivity_s=inactivity_s,
                          timer=timer, telemetry=telemetry, exclusive=exclusive, echo=echo, options=options,
-                         min_samples=min_samples, min_duration_s=min_duration_s)
+                         min_samples=min_samples, min_duration_s=min_duration_s,
+                         refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
+                         max_duration_s=max_duration_s, rate_hz=rate_hz)
     return run_model(spec, settings, results_root=results_root, progress=progress)
 
 
@@ -120,7 +126,9 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
           telemetry_period_s: float | None = None, exclusive: bool = False, echo: bool = False,
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
-          tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch") -> BenchResult:
+          tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch",
+          refuse_throttled: bool = False, ci_target_pct: float | None = None,
+          max_duration_s: float | None = None, rate_hz: float | None = None) -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
     Ctrl-C stops the model that is running (its finished samples are kept) and the bench itself.
@@ -146,7 +154,8 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                                  inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                                  echo=echo, options=options, min_samples=min_samples,
                                  min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags,
-                                 backend=backend)
+                                 backend=backend, refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
+                                 max_duration_s=max_duration_s, rate_hz=rate_hz)
             return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
@@ -171,7 +180,9 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                              device=device, sample_tokens=None, scenes=scenes, timeout_s=timeout_s,
                              inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                              echo=echo, options=options, min_samples=min_samples, min_duration_s=min_duration_s,
-                             telemetry_period_s=telemetry_period_s, tags=tags, backend=backend)
+                             telemetry_period_s=telemetry_period_s, tags=tags, backend=backend,
+                             refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
+                             max_duration_s=max_duration_s, rate_hz=rate_hz)
         bar = _ProgressBar(name, None if samples is None else samples + warmup, warmup) if progress else None
         try:
             outcome = run_model(spec, settings, results_root=results_root, progress=bar.update if bar else None)
@@ -208,8 +219,13 @@ class _ProgressBar:
         self.bar.close()
 
 
-def list_runs(*, model: str | None = None, results_root: Path | None = None) -> list[dict]:
-    """Runs on disk, newest first: one flat dict per run with its effective status."""
+def list_runs(*, model: str | None = None, results_root: Path | None = None,
+              limit: int | None = None) -> list[dict]:
+    """Runs on disk, newest first: one flat dict per run with its effective status.
+
+    ``limit``: stop after that many rows; run folders' names sort by time, so only the newest
+    folders are read (``onlinemap results`` at 100k runs must not read them all).
+    """
     from onlinemap.runs.store import effective_status, iter_runs
 
     rows = []
@@ -226,6 +242,8 @@ def list_runs(*, model: str | None = None, results_root: Path | None = None) -> 
                      "host_rss_peak_mb": mem.get("host_rss_peak_mb"),
                      "error": (rec.error or {}).get("message"), "path": str(run_dir)})
         rows[-1].update(_accuracy_columns(run_dir))
+        if limit and len(rows) >= limit:   # before the generator opens the next folder
+            break
     return rows
 
 

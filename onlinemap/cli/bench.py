@@ -22,8 +22,9 @@ from onlinemap.errors import EXIT_FAILED, EXIT_MISSING, EXIT_OK
 @click.option("--backend", "-b", type=click.Choice(["torch", "onnxruntime", "pt2", "tensorrt"]), default="torch",
               show_default=True, help="run the adapter's torch forward, or its export (`onlinemap export`) on this runtime")
 @run_options
-def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_version, device, warmup, min_samples, min_duration,
-          timeout, inactivity_timeout, timer, no_telemetry, exclusive, as_json):
+def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_version, device, warmup, min_samples,
+          min_duration, ci_target, max_duration, rate_hz, timeout, inactivity_timeout, timer, no_telemetry, exclusive,
+          refuse_throttled, as_json):
     """Benchmark several models in turn, measured the same way.
 
     Each model runs in one process that loads it once and streams every sample through it;
@@ -34,9 +35,11 @@ def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_ve
     from onlinemap import api
 
     result = api.bench(models, samples=samples, warmup=warmup, min_samples=min_samples, min_duration_s=min_duration,
+                       ci_target_pct=ci_target, max_duration_s=max_duration, rate_hz=rate_hz,
                        dataroot=dataroot, version=data_version, device=device, scenes=list(scenes), timeout_s=timeout,
                        inactivity_s=inactivity_timeout, timer=timer, telemetry=not no_telemetry, exclusive=exclusive,
-                       echo=show_output, progress=not as_json, gpus=gpus, backend=backend)
+                       refuse_throttled=refuse_throttled, echo=show_output, progress=not as_json, gpus=gpus,
+                       backend=backend)
     if as_json:
         click.echo(json.dumps({"runs": [{**o.record.to_dict(), "path": str(o.run_dir)} for o in result],
                                "skipped": [{"model": m, "reason": r} for m, r in result.skipped]}, indent=2, default=str))

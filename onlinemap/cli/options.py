@@ -33,9 +33,10 @@ class _Seconds(click.ParamType):
     """A finite number of seconds: ``nan`` and ``inf`` are floats to Python but no duration
     (``nan`` broke run.json, which is strict JSON; ``-1`` made an instant "timeout")."""
 
-    def __init__(self, allow_zero: bool):
+    def __init__(self, allow_zero: bool, unit: str = "seconds"):
         self.allow_zero = allow_zero
-        self.name = "seconds>=0" if allow_zero else "seconds>0"
+        self.unit = unit
+        self.name = f"{unit}>=0" if allow_zero else f"{unit}>0"
 
     def convert(self, value, param, ctx):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -44,16 +45,18 @@ class _Seconds(click.ParamType):
             try:
                 number = float(str(value).strip())
             except ValueError:
-                self.fail(f"{value!r} is not a number of seconds", param, ctx)
+                self.fail(f"{value!r} is not a number of {self.unit}", param, ctx)
         if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+            self.fail(f"{value!r} is not a finite number of {self.unit}", param, ctx)
         if number < 0 or (number == 0 and not self.allow_zero):
-            self.fail(f"{value!r} must be {'0 or more' if self.allow_zero else 'more than 0'} seconds", param, ctx)
+            self.fail(f"{value!r} must be {'0 or more' if self.allow_zero else 'more than 0'} {self.unit}", param, ctx)
         return number
 
 
 positive_seconds = _Seconds(allow_zero=False)
 nonneg_seconds = _Seconds(allow_zero=True)
+positive_percent = _Seconds(allow_zero=False, unit="percent")
+positive_hz = _Seconds(allow_zero=False, unit="Hz")
 
 
 def run_options(func):
@@ -73,6 +76,14 @@ def run_options(func):
                      help="without --samples: measure at least this many samples ..."),
         click.option("--min-duration", type=nonneg_seconds, default=DEFAULT_MIN_DURATION_S, show_default=True,
                      help="... and for at least this many seconds"),
+        click.option("--ci-target", type=positive_percent, default=None,
+                     help="without --samples: after the minimums, go on until the 95 % interval of the median "
+                          "forward time is within +-PCT % of it (stop_reason ci_target) ..."),
+        click.option("--max-duration", type=positive_seconds, default=None,
+                     help="... or until this many seconds of measuring (stop_reason max_duration) [default: none]"),
+        click.option("--rate", "rate_hz", type=positive_hz, default=None,
+                     help="paced: start a sample every 1/HZ s, as a car's camera does (12 = the nuScenes camera "
+                          "rate, 2 = keyframes) [default: back-to-back]"),
         click.option("--timeout", type=positive_seconds, default=None, help="wall-clock limit per model run, seconds [default: none]"),
         click.option("--inactivity-timeout", type=positive_seconds, default=DEFAULT_INACTIVITY_S, show_default=True,
                      help="kill a model run that writes no output and no sample for this long, seconds "
@@ -81,6 +92,9 @@ def run_options(func):
                      help="forward timer: synchronised wall clock, plus CUDA events with cuda-events"),
         click.option("--no-telemetry", is_flag=True, help="do not sample NVML / host memory"),
         click.option("--exclusive", is_flag=True, help="refuse to run when the GPU already holds memory"),
+        click.option("--refuse-throttled", is_flag=True,
+                     help="fail a run (exit 1, results kept) whose GPU clocks were throttled by power, "
+                          "heat or the board while it measured"),
         click.option("--json", "as_json", is_flag=True, help="print the run record(s) as JSON"),
     ]
     for opt in reversed(opts):
