@@ -92,10 +92,10 @@ def _run_page(run_dir: Path, row: dict, entry: dict) -> str:
     series = [{"label": "measured", "points": pts}] + ([{"label": "warm-up", "points": warm}] if warm else [])
     body = [f"<p><a href=\"../{INDEX}\">&larr; dashboard</a></p>",
             f"<h1>{escape(row['model'])} &middot; {escape(row['run_id'])}</h1>",
-            "<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in (
+            "<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape('n/a' if v is None else str(v))}</td></tr>" for k, v in (
                 ("status", row["status"]), ("kind", row["kind"]), ("created", row["created"]),
                 ("device", row["device"]), ("GPU", row["gpu"] or "none"), ("variant", entry.get("variant") or "default"),
-                ("backend", entry.get("backend") or "pytorch"), ("env", f"{row['env_kind']} {row['lock_hash'] or ''}"),
+                ("backend", entry.get("backend") or "pytorch"), ("env", f"{row['env_kind'] or 'n/a'} {row['lock_hash'] or ''}".strip()),
                 ("measured samples", row["measured"]), ("p50 / p90 ms", f"{_n(row['p50_ms'])} / {_n(row['p90_ms'])}"),
                 ("det NDS / mAP", f"{_n(row['det_NDS'])} / {_n(row['det_mAP'])}"), ("map mAP", _n(row["map_mAP"])),
                 ("reproduction", entry.get("verdict") or "not checked"))) + "</table>",
