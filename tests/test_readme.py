@@ -75,6 +75,7 @@ def _bash(script: str, env: dict, cwd: Path, timeout: float) -> subprocess.Compl
                           stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.timeout(3600)      # a real setup, a 205-sample bench and a 55-sample night on a shared CPU
 def test_first_day_on_a_pod_runs_every_everyday_line(tmp_path):
     volume = tmp_path / "workspace"
     volume.mkdir()
