@@ -146,7 +146,9 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
     from onlinemap.registry.discover import resolve_model_names
     from onlinemap.runner import run_model
 
-    names = unique(resolve_model_names(models), "model")
+    names = resolve_model_names(models)
+    if gpus is None:     # in turn, a repeat would only measure the same thing twice; with --gpus it is one per device
+        names = unique(names, "model")
     result = BenchResult()
     if gpus is not None:
         from onlinemap.scheduler import resolve_gpus, run_scheduled
