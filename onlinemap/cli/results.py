@@ -35,7 +35,8 @@ def results(model, limit, as_json):
         click.echo(json.dumps(shown, indent=2, default=str))
         return
     if not rows:
-        click.echo("no runs yet: try `onlinemap test --model reference`")
+        click.echo(f"no runs of {model} yet: try `onlinemap test --model {model}`" if model
+                   else "no runs yet: try `onlinemap test --model reference`")
         return
     click.echo(table([[r["run_id"], r["model"], r["kind"], r["status"], r["device"], r["measured"], fmt_ms(r["p50_ms"]),
                        fmt_ms(r["p90_ms"]), fmt_mb(r["torch_max_allocated_mb"]), fmt_mb(r["host_rss_peak_mb"]),
