@@ -144,7 +144,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     Raises OnlinemapError before the run directory exists (unknown device, model not ready, bad
     dataroot or sample token); after that, failures are recorded in run.json, not raised.
     """
-    from onlinemap.data.selection import resolve_dataset, select_samples
+    from onlinemap.data.selection import default_dataroot_for, resolve_dataset, select_samples
     from onlinemap.environments import resolve_environment
     from onlinemap.readiness import require_ready
 
@@ -154,12 +154,13 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     check_gpu_arch(spec, device)
     if settings.timer not in ("wall", "cuda-events"):
         raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
-    dataroot = Path(settings.dataroot) if settings.dataroot else paths.default_dataroot()
+    dataroot = Path(settings.dataroot) if settings.dataroot else default_dataroot_for(spec.data.needs)
     require_ready(spec, dataroot)
     env = resolve_environment(spec)
-    root, version = resolve_dataset(dataroot, settings.version)
+    root, version = resolve_dataset(dataroot, settings.version, needs=spec.data.needs)
     samples = select_samples(root, version, count=settings.samples, warmup=settings.warmup,
-                             sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None)
+                             sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None,
+                             needs=spec.data.needs)
 
     from onlinemap.telemetry.hostinfo import host_record
     from onlinemap.telemetry.nvml import gpu_info, preflight

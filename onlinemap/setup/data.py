@@ -2,8 +2,10 @@
 
 ``--dataroot DIR`` / ``NUSCENES_ROOT``: the layout is checked (``v1.0-*`` tables, ``samples/``,
 ``maps/``; CAN bus and map expansion where a model needs them). Without one, the synthetic nuScenes
-v1.0-mini is written to ``ONLINEMAP_HOME/data/nuscenes-synth`` (via a temporary sibling, renamed
-when complete, so an interrupted write never looks ready); it exercises the pipeline, not accuracy.
+v1.0-mini (the real mini's size; ``$ONLINEMAP_SYNTH_SIZE`` makes it smaller) is written to
+``ONLINEMAP_HOME/data/nuscenes-synth`` (via a temporary sibling, renamed when complete, so an
+interrupted write never looks ready; a folder there that synth did not write is refused, never
+replaced); it exercises the pipeline, not accuracy. Info files are made on it too.
 
 Info files (``model.toml [data] info_files``) are made with the model's own converter (``[data]
 converter``, an argv list checked against each repo's argparse at its pinned commit; see the pack's
@@ -19,12 +21,33 @@ from pathlib import Path
 from typing import Optional
 
 from onlinemap import paths
+from onlinemap.data.synth import DEFAULT_SAMPLES_PER_SCENE, DEFAULT_SCENES
 from onlinemap.errors import DatasetError, MissingPrerequisiteError
 from onlinemap.setup.stages import CheckResult, SetupContext, Stage, StageLog, fault_point
 
 __all__ = ["data_stage", "info_stage", "check_layout", "converter_argv", "canbus_parent", "SYNTH_SCENES"]
 
-SYNTH_SCENES, SYNTH_SAMPLES = 2, 20     # what `onlinemap data synth` writes by default
+# what `onlinemap data synth` writes by default: the real v1.0-mini's size, so every README command runs on it
+SYNTH_SCENES, SYNTH_SAMPLES = DEFAULT_SCENES, DEFAULT_SAMPLES_PER_SCENE
+#: a smaller synthetic dataset for tests and quick trials, e.g. ONLINEMAP_SYNTH_SIZE=2x20 (scenes x samples)
+SYNTH_SIZE_ENV = "ONLINEMAP_SYNTH_SIZE"
+
+
+def synth_size() -> tuple[int, int]:
+    """(scenes, samples per scene) the data stage writes: the default, or ``$ONLINEMAP_SYNTH_SIZE``."""
+    from onlinemap.errors import UsageError
+
+    raw = os.environ.get(SYNTH_SIZE_ENV, "").strip()
+    if not raw:
+        return SYNTH_SCENES, SYNTH_SAMPLES
+    try:
+        scenes, samples = (int(v) for v in raw.lower().split("x"))
+    except ValueError:
+        scenes = samples = 0
+    if not (1 <= scenes <= 10 and samples >= 2):
+        raise UsageError(f"{SYNTH_SIZE_ENV}={raw!r} is not SCENESxSAMPLES with 1-10 scenes and >= 2 samples",
+                         f"unset it (default {SYNTH_SCENES}x{SYNTH_SAMPLES}) or set e.g. {SYNTH_SIZE_ENV}=2x20")
+    return scenes, samples
 
 def _synth_root() -> Path:
     return paths.data_dir() / "nuscenes-synth"
@@ -57,21 +80,35 @@ def _check_data(ctx: SetupContext) -> CheckResult:
     if ctx.dataroot is not None:
         return check_layout(ctx.dataroot)
     root = _synth_root()
-    if (root / "SYNTHETIC.json").is_file():
+    if _synth_marker(root).get("complete", True) and (root / "SYNTHETIC.json").is_file():
         return CheckResult(True, f"synthetic dataset at {root} (pipeline checks, not accuracy)")
     return CheckResult(False, f"no dataroot given and no synthetic dataset at {root}", "onlinemap setup stage data")
+
+
+def _synth_marker(root: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((root / "SYNTHETIC.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _run_data(ctx: SetupContext, log: StageLog) -> None:
     if ctx.dataroot is not None:
         raise DatasetError(_check_data(ctx).detail, "pass --dataroot DIR pointing at a complete nuScenes root")
-    from onlinemap.data.synth import write_synthetic_nuscenes
+    from onlinemap.data.synth import NotSyntheticError, check_target, write_synthetic_nuscenes
 
     root = _synth_root()
+    try:
+        check_target(root)    # a folder of the user's own at this path is never replaced
+    except NotSyntheticError as exc:
+        raise DatasetError(str(exc), "move it away, or pass --dataroot DIR (or set NUSCENES_ROOT) to use it") from None
+    scenes, samples = synth_size()
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    log(f"writing the synthetic nuScenes v1.0-mini ({SYNTH_SCENES} scenes x {SYNTH_SAMPLES} samples) to {root}")
-    write_synthetic_nuscenes(tmp, scenes=SYNTH_SCENES, samples_per_scene=SYNTH_SAMPLES, seed=0)
+    log(f"writing the synthetic nuScenes v1.0-mini ({scenes} scenes x {samples} samples) to {root}")
+    write_synthetic_nuscenes(tmp, scenes=scenes, samples_per_scene=samples, seed=0)
     fault_point("data")          # tests: killed here, the half-written dataset is only ever the .partial folder
     if root.exists():
         shutil.rmtree(root)
@@ -200,8 +237,8 @@ def info_stage(spec) -> Stage:
 
 
 def _skip_info(ctx: SetupContext, spec) -> Optional[str]:
+    # the synthetic dataset gets its info files too: it has everything the converters read
+    # (can_bus/ inside the root, maps/expansion for all four locations, 1600x900 images)
     if not spec.data.info_files:
         return "the model needs no info files"
-    if ctx.synthetic:
-        return "synthetic dataset: converters run on real nuScenes only (pass --dataroot)"
     return None
