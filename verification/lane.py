@@ -13,8 +13,9 @@ Stages per model (each recorded with its time; the first failure stops that mode
               (model.toml [data] converter); every info file it names must exist and the converter exit 0
   checkpoint  a random-init checkpoint built from the real config (verification/inenv/make_checkpoint.py)
   worker      the REAL harness worker (onlinemap/harness/worker.py), launched as the driver launches it
-              (``onlinemap.proc.run_supervised``), on 4 samples (scene A frames 0, 1, 3: propagation
-              and a gap; scene B frame 0: a new scene); the adapter is tapped for its raw output
+              (``onlinemap.proc.run_supervised``); temporal models get 4 samples (scene A frames 0, 1,
+              3: propagation and a gap; scene B frame 0: a new scene), others one per scene; the
+              adapter is tapped for its raw output
   checks      schema, sample tokens and frames/units against the synthetic ground truth (driver side),
               then the model's reference checks in its venv (verification/inenv/check_<kind>.py)
 
@@ -117,6 +118,8 @@ def apply_patches(patches: list[Path], directory: Path, log: Path, stage: str) -
         # git apply outside a repository works like patch(1) but refuses fuzz and partial hunks
         run(["git", "apply", "--check", "-v", patch], cwd=directory, log=log, stage=stage)
         run(["git", "apply", patch], cwd=directory, log=log, stage=stage)
+        # inside a git work tree git apply may skip paths it considers outside it: prove it took
+        run(["git", "apply", "-R", "--check", patch], cwd=directory, log=log, stage=stage)
 
 
 def checkout_dir(model: str) -> Path:
@@ -230,7 +233,8 @@ def make_data(model: str, spec: dict, venv: Path, log: Path, stub_log: Path) -> 
     return data, version
 
 
-def lane_samples(data: Path, version: str) -> list[dict]:
+def lane_samples(data: Path, version: str, temporal: bool) -> list[dict]:
+    """Temporal models: scene A frames 0, 1, 3 (propagation, a gap), scene B frame 0; others: one per scene."""
     from onlinemap.data.selection import select_samples
 
     ordered = select_samples(data, version, count=None, warmup=0)
@@ -238,6 +242,8 @@ def lane_samples(data: Path, version: str) -> list[dict]:
     for s in ordered:
         by_scene.setdefault(s["scene_token"], []).append(s)
     first, second = list(by_scene.values())[:2]
+    if not temporal:
+        return [first[0], second[0]]
     return [first[0], first[1], first[3], second[0]]
 
 
@@ -247,10 +253,10 @@ def config_path(spec: dict) -> str:
 
 
 def run_worker(model: str, spec: dict, venv: Path, data: Path, version: str, checkpoint: Path, samples: list[dict],
-               stub_log: Path) -> tuple[Path, dict]:
+               stub_log: Path, config: str | None = None, name: str = "run") -> tuple[Path, dict]:
     from onlinemap.proc import run_supervised
 
-    run_dir = WORK / model / "run"
+    run_dir = WORK / model / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "tap").mkdir(parents=True)
@@ -258,7 +264,7 @@ def run_worker(model: str, spec: dict, venv: Path, data: Path, version: str, che
     for f in files.values():
         f.touch()
     job = {"protocol": 1, "model": model, "adapter": str(INENV / "tap_adapter.py"),
-           "settings": {"model": model, "config": config_path(spec), "checkpoint": str(checkpoint),
+           "settings": {"model": model, "config": config or config_path(spec), "checkpoint": str(checkpoint),
                         "dataroot": str(data), "version": version, "device": "cpu", "repo": str(checkout_dir(model)),
                         "options": spec.get("run", {}).get("options") or {}},
            "samples": samples, "warmup": 0, "count": None, "min_samples": len(samples), "min_duration_s": 0,
@@ -292,13 +298,42 @@ def run_checks(model: str, spec: dict, venv: Path, data: Path, version: str, run
     out = checks.driver_checks(spec["pack"], preds, samples, data, version)
     kind = spec.get("run", {}).get("checks")
     script = INENV / f"check_{kind.replace('-', '_')}.py" if kind else None
-    if script is not None and script.is_file():
+    if script is not None and not script.is_file():
+        out.append({"name": f"reference checks ({kind})", "passed": False, "max_diff": None,
+                    "detail": f"{script.relative_to(ROOT)} does not exist yet"})
+    elif script is not None:
         result = run_dir / "reference-checks.json"
         run([venv / "bin" / "python", script, checkout_dir(model), config_path(spec), data,
              spec["pack"]["data"]["info_files"][0], run_dir / "tap", run_dir / "predictions.jsonl", result],
             cwd=run_dir, env=model_env(venv, stub_env(spec, stub_log)), log=run_dir / "checks-log.txt", stage="checks")
         out += json.loads(result.read_text())["checks"]
     return out
+
+
+def expected_stop(model: str, spec: dict, venv: Path, data: Path, version: str, samples: list[dict]) -> dict:
+    """A config that must reach a compiled op on the CPU (MapTR's default GKT config): run it and record where
+    it stopped. Passes when the worker failed at exactly the named op's stub and called no other stub."""
+    stop = spec["run"]["expected_stop"]
+    config = str(checkout_dir(model) / (stop.get("config") or spec["pack"]["config"]["default"]))
+    log = WORK / model / "lane-log.txt"
+    stub_log = WORK / model / "stub-calls-expected-stop.jsonl"
+    stub_log.write_text("")
+    ckpt = WORK / model / "random-init-expected-stop.pth"
+    t = time.perf_counter()
+    run([venv / "bin" / "python", INENV / "make_checkpoint.py", checkout_dir(model), config, ckpt, "0"], cwd=WORK / model,
+        env=model_env(venv, stub_env(spec, stub_log)), log=log, stage="checkpoint")
+    error = None
+    try:
+        run_worker(model, spec, venv, data, version, ckpt, samples[:1], stub_log, config=config, name="run-expected-stop")
+    except StageFailed as exc:
+        error = str(exc)
+    calls = stub_calls(stub_log)
+    import fnmatch
+
+    stopped = bool(calls) and all(fnmatch.fnmatchcase(c, stop["op"]) for c in calls) and error is not None
+    return {"config": os.path.relpath(config, checkout_dir(model)), "op": stop["op"], "stub_calls": sorted(set(calls)),
+            "worker_error": (error or "")[-600:], "passed": stopped, "seconds": round(time.perf_counter() - t, 1),
+            "meaning": "this config needs the compiled op on every path: it cannot run on a CPU, as expected"}
 
 
 def verify(model: str) -> dict:
@@ -336,12 +371,17 @@ def verify(model: str) -> dict:
                                                 config_path(spec), ckpt, "0"], cwd=WORK / model,
                                                env=model_env(venv, stub_env(spec, stub_log)), log=log, stage="checkpoint"))
         entry["checkpoint"] = json.loads(made.stdout.strip().splitlines()[-1])
-        samples = lane_samples(data, version)
+        samples = lane_samples(data, version, bool(spec["pack"].get("temporal")))
         run_dir, worker = timed("worker", lambda: run_worker(model, spec, venv, data, version, ckpt, samples, stub_log))
         entry["worker"] = worker
         entry["samples"] = [{"token": s["token"], "scene": s.get("scene_name"), "index_in_scene": s.get("index_in_scene")}
                             for s in samples]
         entry["checks"] = timed("checks", lambda: run_checks(model, spec, venv, data, version, run_dir, samples, stub_log))
+        if spec.get("run", {}).get("expected_stop"):
+            entry["expected_stop"] = timed("expected_stop", lambda: expected_stop(model, spec, venv, data, version, samples))
+            if not entry["expected_stop"]["passed"]:
+                entry["checks"].append({"name": "the GKT-style config stops at its compiled op", "passed": False,
+                                        "max_diff": None, "detail": json.dumps(entry["expected_stop"])[:800]})
         failed = [c["name"] for c in entry["checks"] if not c["passed"]]
         if failed:
             entry["stages"]["checks"]["passed"] = False
@@ -385,9 +425,7 @@ def main(argv=None) -> int:
     for model in models:
         results[model] = verify(model)
         if not args.no_record:
-            record = rec.load()
-            record.setdefault("models", {})[model] = results[model]
-            rec.save(record)
+            rec.update(model, results[model])
     bad = [m for m, e in results.items() if e["status"] != "passed"]
     for m, e in results.items():
         print(f"{m}: {e['status']} ({e['seconds']:.0f} s)")

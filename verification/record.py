@@ -51,6 +51,20 @@ def save(record: dict, path: Path = RECORD) -> None:
     tmp.replace(path)
 
 
+def update(model: str, entry: dict, path: Path = RECORD) -> None:
+    """Replace one model's entry, under a lock (several lanes may finish at once)."""
+    import fcntl
+
+    lock_path = ROOT / ".venv-verify-work" / "record.lock"   # ignored (/.venv-*/), beside the lane's work
+    lock_path.parent.mkdir(exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = load(path)
+        record.setdefault("models", {})[model] = entry
+        (record.get("not_covered") or {}).pop(model, None)
+        save(record, path)
+
+
 def stale_files(root: Path, model: str, entry: dict) -> list[str]:
     """Files changed, added or removed since ``entry`` (one model's record) was written."""
     recorded = entry.get("files") or {}

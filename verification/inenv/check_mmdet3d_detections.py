@@ -48,6 +48,42 @@ def _wrap(a):
     return (a + math.pi) % (2 * math.pi) - math.pi
 
 
+def compare_boxes(tokens, preds, reference, name):
+    """The adapter's boxes vs a nuScenes submission's ``results`` (same samples): one check dict."""
+    worst = {"center_m": 0.0, "size_m": 0.0, "yaw_rad": 0.0, "velocity_mps": 0.0}
+    problems = []
+    total = 0
+    for token in tokens:
+        ours = preds[token]["detections_3d"]
+        ref = list(reference[token])
+        if len(ours) != len(ref):
+            problems.append("%s: %d boxes, the reference keeps %d" % (token, len(ours), len(ref)))
+            continue
+        # match each box to the reference box of the same label and score nearest to it (scores can tie)
+        unused = list(range(len(ref)))
+        for a in ours:
+            cands = [j for j in unused if ref[j]["detection_name"] == a["label"]
+                     and abs(ref[j]["detection_score"] - a["score"]) <= 1e-6]
+            if not cands:
+                problems.append("%s: no reference box for (%s, %.6f)" % (token, a["label"], a["score"]))
+                break
+            j = min(cands, key=lambda k: sum((x - y) ** 2 for x, y in zip(a["center"], ref[k]["translation"])))
+            unused.remove(j)
+            b = ref[j]
+            total += 1
+            if (a.get("attribute") or "") != (b["attribute_name"] or ""):
+                problems.append("%s: attribute %r vs %r" % (token, a.get("attribute"), b["attribute_name"]))
+            worst["center_m"] = max(worst["center_m"], max(abs(x - y) for x, y in zip(a["center"], b["translation"])))
+            worst["size_m"] = max(worst["size_m"], max(abs(x - y) for x, y in zip(a["size"], b["size"])))
+            worst["yaw_rad"] = max(worst["yaw_rad"], abs(_wrap(a["yaw"] - _yaw(b["rotation"]))))
+            worst["velocity_mps"] = max(worst["velocity_mps"], max(abs(x - y) for x, y in zip(a["velocity"], b["velocity"])))
+    ok = not problems and total > 0 and worst["center_m"] <= TOL_M and worst["size_m"] <= TOL_M \
+        and worst["yaw_rad"] <= TOL_RAD and worst["velocity_mps"] <= TOL_M
+    return {"name": name, "passed": ok, "max_diff": worst,
+             "detail": "%d boxes over %d samples compared%s" % (total, len(tokens),
+                                                                  ("; " + "; ".join(problems[:5])) if problems else "")}
+
+
 def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
     import torch
 
@@ -71,34 +107,52 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
         with open(dataset._format_bbox(results, tmp)) as fh:
             reference = json.load(fh)["results"]
 
-    worst = {"center_m": 0.0, "size_m": 0.0, "yaw_rad": 0.0, "velocity_mps": 0.0}
-    problems = []
-    total = 0
-    for token in tokens:
-        ours = sorted(preds[token]["detections_3d"], key=lambda d: (-d["score"], d["label"]))
-        ref = sorted(reference[token], key=lambda d: (-d["detection_score"], d["detection_name"]))
-        if len(ours) != len(ref):
-            problems.append("%s: %d boxes, _format_bbox keeps %d" % (token, len(ours), len(ref)))
-            continue
-        for a, b in zip(ours, ref):
-            total += 1
-            if a["label"] != b["detection_name"] or abs(a["score"] - b["detection_score"]) > 1e-6:
-                problems.append("%s: box (%s, %.6f) vs (%s, %.6f)" % (token, a["label"], a["score"],
-                                                                      b["detection_name"], b["detection_score"]))
-                break
-            if (a.get("attribute") or "") != (b["attribute_name"] or ""):
-                problems.append("%s: attribute %r vs %r" % (token, a.get("attribute"), b["attribute_name"]))
-            worst["center_m"] = max(worst["center_m"], max(abs(x - y) for x, y in zip(a["center"], b["translation"])))
-            worst["size_m"] = max(worst["size_m"], max(abs(x - y) for x, y in zip(a["size"], b["size"])))
-            worst["yaw_rad"] = max(worst["yaw_rad"], abs(_wrap(a["yaw"] - _yaw(b["rotation"]))))
-            worst["velocity_mps"] = max(worst["velocity_mps"], max(abs(x - y) for x, y in zip(a["velocity"], b["velocity"])))
-    ok = not problems and total > 0 and worst["center_m"] <= TOL_M and worst["size_m"] <= TOL_M \
-        and worst["yaw_rad"] <= TOL_RAD and worst["velocity_mps"] <= TOL_M
-    check = {"name": "boxes vs mmdet3d NuScenesDataset._format_bbox", "passed": ok, "max_diff": worst,
-             "detail": "%d boxes over %d samples compared%s" % (total, len(tokens),
-                                                                  ("; " + "; ".join(problems[:5])) if problems else "")}
+    checks = [compare_boxes(tokens, preds, reference, "boxes vs mmdet3d NuScenesDataset._format_bbox")]
+    if any((t.get("state_after") or {}).get("memory_embedding") is not None for t in taps):
+        checks.append(memory_check(taps))
     with open(out, "w") as fh:
-        json.dump({"checks": [check]}, fh, indent=1)
+        json.dump({"checks": checks}, fh, indent=1)
+
+
+def expected_resets(samples):
+    """Independent of the adapter: a stream restarts at the first sample, a new scene or a skipped frame."""
+    out = []
+    prev = None
+    for s in samples:
+        out.append(prev is None or prev["scene_token"] != s["scene_token"]
+                   or prev["index_in_scene"] + 1 != s["index_in_scene"])
+        prev = s
+    return out
+
+
+def memory_check(taps):
+    """StreamPETR's streaming memory after each forward is ``cat(top-k of this frame, previous memory)``
+    (streampetr_head.py post_update_memory), the previous part zeroed on a reset (pre_update_memory,
+    prev_exists = 0). So: propagated frames carry the previous memory bit for bit, reset frames zeros."""
+    resets = expected_resets([t["sample"] for t in taps])
+    worst_prop = worst_reset = 0.0
+    problems = []
+    prev = None
+    for t, reset in zip(taps, resets):
+        state = t["state_after"]
+        mem = state["memory_embedding"]
+        k, length = state["topk_proposals"], state["memory_len"]
+        carried = mem[:, k:k + length] if prev is not None else None
+        if reset:
+            if carried is not None:
+                worst_reset = max(worst_reset, float(carried.abs().max()))
+        else:
+            if carried is None:
+                problems.append("%s: no carried memory to compare" % t["sample"]["token"])
+            else:
+                worst_prop = max(worst_prop, float((carried - prev[:, :length]).abs().max()))
+                if float(carried.abs().max()) == 0.0:
+                    problems.append("%s: the carried memory is all zeros" % t["sample"]["token"])
+        prev = mem
+    ok = not problems and worst_prop == 0.0 and worst_reset == 0.0 and any(resets) and not all(resets)
+    return {"name": "streaming memory propagated within a scene, reset on a gap and a new scene",
+            "passed": ok, "max_diff": {"propagated_vs_previous": worst_prop, "reset_carried_abs": worst_reset},
+            "detail": "expected resets %s%s" % (resets, ("; " + "; ".join(problems)) if problems else "")}
 
 
 if __name__ == "__main__":

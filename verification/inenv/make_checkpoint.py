@@ -32,11 +32,32 @@ def main(repo, config, out, seed=0):
 
     torch.manual_seed(int(seed))
     cfg.model.pretrained = None
+    dropped = _drop_pretrained(cfg.model)
     model = build_model(cfg.model, train_cfg=cfg.get("train_cfg"), test_cfg=cfg.get("test_cfg"))
+    # the model's own initialisation (heads' prior-probability biases, xavier/normal layers): with
+    # torch's defaults alone the decoders saturate and every query lands on the range's corner
+    model.init_weights()
     state = model.state_dict()
     torch.save({"state_dict": state, "meta": {"onlinemap_verification": "random init", "seed": int(seed),
                                               "config": os.path.relpath(config, repo)}}, out)
-    print(json.dumps({"tensors": len(state), "parameters": int(sum(p.numel() for p in model.parameters()))}))
+    print(json.dumps({"tensors": len(state), "parameters": int(sum(p.numel() for p in model.parameters())),
+                      "pretrained_init_dropped": dropped}))
+
+
+def _drop_pretrained(node, path="model"):
+    """Remove ``init_cfg`` entries that would load pretrained weights (none can be fetched here)."""
+    dropped = []
+    if isinstance(node, dict):
+        init = node.get("init_cfg")
+        if isinstance(init, dict) and init.get("type") == "Pretrained":
+            node["init_cfg"] = None
+            dropped.append(path)
+        for key in list(node.keys()):
+            dropped += _drop_pretrained(node[key], path + "." + str(key))
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            dropped += _drop_pretrained(item, "%s[%d]" % (path, i))
+    return dropped
 
 
 if __name__ == "__main__":

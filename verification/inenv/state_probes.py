@@ -15,6 +15,8 @@ def probe(adapter, when):
     memory = getattr(head, "memory_embedding", None)
     if memory is not None and hasattr(memory, "detach"):
         out["memory_embedding"] = memory.detach().cpu().clone()
+        out["memory_len"] = int(getattr(head, "memory_len", 0))
+        out["topk_proposals"] = int(getattr(head, "topk_proposals", 0))
         ts = getattr(head, "memory_timestamp", None)
         if ts is not None and hasattr(ts, "detach"):
             out["memory_timestamp"] = ts.detach().cpu().clone()
