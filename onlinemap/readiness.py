@@ -100,6 +100,13 @@ def _check_data(spec: ModelSpec, dataroot: Path | None) -> Check:
         fix = ("onlinemap data synth" if root == paths.data_dir() / "nuscenes-synth" and spec.env_kind == "host"
                else "pass --dataroot DIR (or set NUSCENES_ROOT) pointing at a nuScenes root")
         return Check("data", False, str(exc), fix)
+    if "map_expansion" in spec.data.needs:
+        from onlinemap.setup.data import map_expansion_problems
+
+        problems = map_expansion_problems(root)
+        if problems:
+            return Check("data", False, f"{root} ({version}) lacks {', '.join(problems)}",
+                         "download the map expansion v1.3 from nuscenes.org and unpack it into <root>/maps")
     return Check("data", True, f"{root} ({version})")
 
 

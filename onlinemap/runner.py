@@ -148,7 +148,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     from onlinemap.environments import resolve_environment
     from onlinemap.readiness import require_ready
 
-    from onlinemap.environments import check_gpu_arch
+    from onlinemap.environments.guard import check_cpu_ok, check_gpu_arch
 
     device = check_device(settings.device)
     check_gpu_arch(spec, device)
@@ -156,6 +156,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
     dataroot = Path(settings.dataroot) if settings.dataroot else default_dataroot_for(spec.data.needs)
     require_ready(spec, dataroot)
+    check_cpu_ok(spec, device)       # after readiness, so a missing env is named first
     env = resolve_environment(spec)
     root, version = resolve_dataset(dataroot, settings.version, needs=spec.data.needs)
     samples = select_samples(root, version, count=settings.samples, warmup=settings.warmup,

@@ -1,10 +1,11 @@
 """MapTR adapter: hustvl/MapTR inside its own conda env (mmdet3d 0.17.2 vendored, mmcv-full 1.4.0, torch 1.9.1).
 
 Design note. The model is built the way the repo's ``tools/test.py`` builds it (plugin import from
-``cfg.plugin_dir``, ``pretrained = None``, ``wrap_fp16_model`` when the config has ``fp16``,
-``load_checkpoint`` on CPU), but on the single-process path: upstream's non-distributed branch is
-``assert False``, so we never go through ``dist_test_map.sh``; we collate and scatter one sample
-ourselves (what ``MMDataParallel`` would do) and call the detector's ``forward_test``.
+``cfg.plugin_dir``, ``pretrained = None``, ``train_cfg = None``, ``wrap_fp16_model`` when the config
+has ``fp16`` (CUDA only), ``load_checkpoint`` on CPU, ``CLASSES`` from the checkpoint meta), but on
+the single-process path: upstream's non-distributed branch is ``assert False``, so we never go
+through ``dist_test_map.sh``; we collate and scatter one sample ourselves (what ``MMDataParallel``
+would do; unwrapped on the CPU) and call the detector's ``forward_test``.
 
 Frames (checked against hustvl/MapTR@a6872d8d):
 * The head decodes ``pts`` in the BEV patch the map GT is cut from. ``VectorizedLocalMap`` cuts that
@@ -126,18 +127,9 @@ def build_test_dataset(cfg, dataroot, info_path, map_ann_file):
     return dataset
 
 
-def build_model_from_cfg(cfg, checkpoint, device):
-    """build_model + fp16 wrap + checkpoint, as tools/test.py, then move to ``device`` in eval mode."""
-    from mmcv.runner import load_checkpoint, wrap_fp16_model
-    from mmdet3d.models import build_model
-
-    cfg.model.pretrained = None
-    cfg.model.train_cfg = None
-    model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
-    if cfg.get("fp16", None) is not None:
-        wrap_fp16_model(model)
-    load_checkpoint(model, checkpoint, map_location="cpu")
-    return model.to(device).eval()
+def build_model_from_cfg(cfg, checkpoint, device, dataset=None):
+    """build_model + fp16 wrap (CUDA only) + checkpoint + CLASSES, as tools/test.py, on ``device`` in eval mode."""
+    return lib.build_model_like_test_py(cfg, checkpoint, device, dataset)
 
 
 class Adapter(object):
@@ -166,9 +158,10 @@ class Adapter(object):
         info_path = self.options["info_file"] or os.path.join(dataroot, DEFAULT_INFO_FILE)
         map_ann = self.options["map_ann_file"] or os.path.join(dataroot, "nuscenes_map_anns_val.json")
         self.map_classes = tuple(cfg.get("map_classes", MAP_CLASSES))
+        lib.require_lidar_inputs(cfg.data.test.pipeline, dataroot, config)   # the fusion config reads sweeps
         self.dataset = build_test_dataset(cfg, dataroot, info_path, map_ann)
         self.index = {info["token"]: i for i, info in enumerate(self.dataset.data_infos)}
-        self.model = build_model_from_cfg(cfg, self.settings["checkpoint"], self.device)
+        self.model = build_model_from_cfg(cfg, self.settings["checkpoint"], self.device, self.dataset)
 
     def prepare(self, sample):
         idx = self.index.get(sample["token"])

@@ -4,8 +4,9 @@ Design note. The model is built the way the repo's ``tools/test.py`` does on its
 path (config -> plugin import -> ``build_dataset(cfg.data.test)`` -> ``build_model`` ->
 ``load_checkpoint``), without ``MMDataParallel`` and without any distributed code: ``prepare`` runs
 the repo's own test pipeline for one dataset index, collates it and moves it to the device with
-``mmcv.parallel.scatter`` (what ``MMDataParallel`` does for one GPU); ``forward`` is the model call
-``single_gpu_test`` makes.
+``mmcv.parallel.scatter`` (what ``MMDataParallel`` does for one GPU; on the CPU the DataContainers
+are unwrapped instead, as mmdet's ``inference_detector`` does: ``adapterlib.collate_to_device``);
+``forward`` is the model call ``single_gpu_test`` makes.
 
 The conversion to the standard prediction is done here, in pure functions, instead of calling the
 dataset's ``_format_bbox``: the model returns ``[{'pts_bbox': {'boxes_3d', 'scores_3d', 'labels_3d'}}]``
@@ -103,13 +104,10 @@ class Adapter(object):
         self.torch = torch
 
     def prepare(self, sample):
-        from mmcv.parallel import collate, scatter
-
         idx = self.index.get(sample["token"])
         if idx is None:
             raise KeyError("sample %s is not in %s" % (sample["token"], self.options["info_file"]))
-        batch = collate([self.dataset[idx]], samples_per_gpu=1)
-        return scatter(batch, lib.device_ids(self.device))[0]
+        return lib.collate_to_device(self.dataset[idx], self.device)
 
     def forward(self, inputs):
         with self.torch.no_grad():

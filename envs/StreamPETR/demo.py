@@ -5,7 +5,8 @@ Design note. The repo's ``tools/test.py`` asserts on its non-distributed branch 
 model the way tools/test.py does up to the launcher (config -> plugin import -> build_dataset ->
 build_model -> load_checkpoint), and feeds one sample at a time: ``prepare`` runs the repo's test
 pipeline for the dataset index of the sample, collates it and moves it to the device with
-``mmcv.parallel.scatter`` (what MMDataParallel does), ``forward`` makes the ``model(return_loss=False,
+``mmcv.parallel.scatter`` (what MMDataParallel does; unwrapped on the CPU, see
+``adapterlib.collate_to_device``), ``forward`` makes the ``model(return_loss=False,
 rescale=True, **data)`` call the test loop makes.
 
 Streaming state. ``Petr3D.simple_test_pts`` (projects/mmdet3d_plugin/models/detectors/petr3d.py
@@ -138,15 +139,12 @@ class Adapter(object):
         self.torch = torch
 
     def prepare(self, sample):
-        from mmcv.parallel import collate, scatter
-
         idx = self.index.get(sample["token"])
         if idx is None:
             raise KeyError("sample %s is not in %s" % (sample["token"], self.options["info_file"]))
         reset = stream_reset_needed(self.stream, sample, bool(self.options["reset_on_gap"]))
         self.stream = stream_state(sample)
-        batch = collate([self.dataset[idx]], samples_per_gpu=1)
-        return {"data": scatter(batch, lib.device_ids(self.device))[0], "reset": reset}
+        return {"data": lib.collate_to_device(self.dataset[idx], self.device), "reset": reset}
 
     def forward(self, inputs):
         if inputs["reset"]:

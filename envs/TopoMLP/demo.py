@@ -47,8 +47,16 @@ DEFAULT_COLLECTION = "data_dict_subset_A_val"
 TE_ATTRIBUTES = ("unknown", "red", "green", "yellow", "go_straight", "turn_left", "turn_right",
                  "no_left_turn", "no_right_turn", "u_turn", "no_u_turn", "slight_left", "slight_right")
 N_LANE_POINTS = 11
-DEFAULTS = {"collection": DEFAULT_COLLECTION, "meta_root": None, "max_lanes": None, "lane_score_threshold": 0.0,
-            "te_score_threshold": 0.0}
+# Output size. The heads emit every query: 300 lanes (num_lanes_one2one) and the traffic head's
+# num_query elements per frame (no top-k in LaneHead/TrafficHead._get_bboxes_single), so the full
+# topology matrices are up to 300 x 300 and 300 x 100 (~1-2 MB of JSON per frame, GBs for the 4,806 val
+# frames). By default the top ``max_lanes`` lanes and ``max_traffic_elements`` elements by score are
+# kept, and a matrix with more than ``pack_matrices_above`` entries is written packed (float16, base64,
+# see lib.pack_matrix_f16; onlinemap.evaluation.topology.matrix reads both forms).
+# ``max_lanes`` / ``max_traffic_elements`` = 0 or None keep everything; ``pack_matrices_above`` = None
+# writes nested lists always.
+DEFAULTS = {"collection": DEFAULT_COLLECTION, "meta_root": None, "max_lanes": 100, "max_traffic_elements": 50,
+            "lane_score_threshold": 0.0, "te_score_threshold": 0.0, "pack_matrices_above": 1024}
 _TOKEN_BAD = re.compile(r"[^0-9a-zA-Z_-]")
 
 
@@ -114,6 +122,13 @@ def unwrap_result(raw):
     return raw
 
 
+def _matrix(rows, n_rows, n_cols, pack_above):
+    """Nested lists, or the packed float16 form when the matrix has more than ``pack_above`` entries."""
+    if pack_above is not None and n_rows * n_cols > int(pack_above):
+        return lib.pack_matrix_f16(rows, n_rows, n_cols)
+    return rows
+
+
 def convert_topology(raw, token, model=NAME, options=None):
     """TopoMLP's raw output of one frame -> the standard prediction with its ``topology`` object."""
     opts = dict(DEFAULTS)
@@ -137,7 +152,10 @@ def convert_topology(raw, token, model=NAME, options=None):
                         key=lambda i: -float(lane_scores[i]))
     if opts.get("max_lanes"):
         lane_order = lane_order[:int(opts["max_lanes"])]
-    te_order = [j for j in range(m) if float(te_scores[j]) >= float(opts["te_score_threshold"])]
+    te_order = sorted((j for j in range(m) if float(te_scores[j]) >= float(opts["te_score_threshold"])),
+                      key=lambda j: -float(te_scores[j]))
+    if opts.get("max_traffic_elements"):
+        te_order = te_order[:int(opts["max_traffic_elements"])]
 
     lanes = [{"id": 1000 + k, "score": _clip01(lane_scores[i]), "points": lane_points(lanes_raw[i])}
              for k, i in enumerate(lane_order)]
@@ -147,8 +165,10 @@ def convert_topology(raw, token, model=NAME, options=None):
         attr = int(round(box[4])) if len(box) > 4 else 0
         label = TE_ATTRIBUTES[attr] if 0 <= attr < len(TE_ATTRIBUTES) else str(attr)
         elements.append({"id": 2000 + k, "label": label, "score": _clip01(te_scores[j]), "box": box[:4]})
-    lane_lane = [[_clip01(lclc[i][i2]) for i2 in lane_order] for i in lane_order]
-    lane_traffic = [[_clip01(lcte[i][j]) for j in te_order] for i in lane_order]
+    lane_lane = _matrix([[_clip01(lclc[i][i2]) for i2 in lane_order] for i in lane_order],
+                        len(lane_order), len(lane_order), opts.get("pack_matrices_above"))
+    lane_traffic = _matrix([[_clip01(lcte[i][j]) for j in te_order] for i in lane_order],
+                           len(lane_order), len(te_order), opts.get("pack_matrices_above"))
     return {"sample_token": token, "model": model,
             "topology": {"lanes": lanes, "traffic_elements": elements, "lane_lane": lane_lane,
                          "lane_traffic": lane_traffic},
@@ -183,8 +203,9 @@ class Adapter(object):
     def load(self):
         import torch
         from mmcv import Config
-        from mmcv.runner import load_checkpoint, wrap_fp16_model
 
+        checkpoint = lib.require_checkpoint(self.settings.get("checkpoint"),
+                                            "TopoMLP needs settings['checkpoint'] (GitHub release v1.0 asset)")
         if self.repo not in sys.path:
             sys.path.insert(0, self.repo)
         config = lib.resolve_path(self.repo, self.settings.get("config") or DEFAULT_CONFIG)
@@ -194,10 +215,8 @@ class Adapter(object):
             import_modules_from_strings(**cfg["custom_imports"])
 
         from mmdet3d.datasets import build_dataset
-        from mmdet3d.models import build_model
 
         dataroot = os.path.abspath(self.settings["dataroot"])
-        cfg.model.pretrained = None
         cfg.data.test.test_mode = True
         cfg.data.test.data_root = dataroot
         cfg.data.test.meta_root = os.path.abspath(self.options["meta_root"] or dataroot)
@@ -205,27 +224,18 @@ class Adapter(object):
         self.dataset = build_dataset(cfg.data.test)
         self.index = frame_index(self.dataset.data_infos)
 
-        model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
-        if cfg.get("fp16", None) is not None:
-            wrap_fp16_model(model)
-        checkpoint = self.settings.get("checkpoint")
-        if not checkpoint:
-            raise ValueError("TopoMLP needs settings['checkpoint'] (GitHub release v1.0 asset)")
-        load_checkpoint(model, lib.resolve_path(self.repo, checkpoint), map_location="cpu")
         self.torch = torch
-        self.model = model.to(torch.device(self.device)).eval()
+        self.model = lib.build_model_like_test_py(cfg, lib.resolve_path(self.repo, checkpoint), self.device,
+                                                  self.dataset)
 
     def prepare(self, sample):
-        from mmcv.parallel import collate, scatter
-
         token = sample["token"]
         if "identifier" in sample:
             token = frame_id(sample["identifier"])
         idx = self.index.get(token)
         if idx is None:
             raise KeyError("frame %s is not in collection %s" % (token, self.options["collection"]))
-        batch = collate([self.dataset[idx]], samples_per_gpu=1)
-        return scatter(batch, lib.device_ids(self.device))[0]
+        return lib.collate_to_device(self.dataset[idx], self.device)
 
     def forward(self, inputs):
         with self.torch.no_grad():

@@ -3,9 +3,18 @@
 Design note. The model is built as the repo's ``tools/test.py`` builds it on its single-GPU path
 (``--launcher none``, which docs/train_eval.md says is the only accurate one): plugin import from
 ``cfg.plugin_dir``, ``pretrained = None``, ``wrap_fp16_model`` only when the config has ``fp16``,
-``load_checkpoint`` on CPU. We collate and scatter one sample ourselves (what ``MMDataParallel`` does)
-and call ``VAD.forward_test``, which needs the GT fields the test pipeline loads (planning metrics are
-computed inside the model). VAD is temporal (``video_test_mode=True``, prev_bev + CAN-bus deltas).
+``load_checkpoint`` on CPU, ``train_cfg = None``, ``CLASSES`` from the checkpoint meta; fp16 only on
+CUDA). We collate and scatter one sample ourselves (what ``MMDataParallel`` does; unwrapped on the
+CPU) and call ``VAD.forward_test``, which needs the GT fields the test pipeline loads (planning
+metrics are computed inside the model). VAD is temporal (``video_test_mode=True``, prev_bev +
+CAN-bus deltas).
+
+Timed region. Upstream's test path also does ground-truth work whose only output is
+``metric_results`` (which ``convert`` ignores): LiDAR loading and shapely map-GT vectorisation
+(``is_vis_on_test``) in the data pipeline, the motion and planner metrics in ``simple_test_pts``.
+By default (``options.gt_metrics = false``) the adapter skips them (``strip_gt_work``,
+``is_vis_on_test = False``, ``skip_gt_metrics``), so ``data_ms`` and ``forward_ms`` hold only what
+inference needs; ``gt_metrics = true`` runs them as tools/test.py does.
 
 Conventions (checked against hustvl/VAD@1688c4b1 and open-mmlab/mmdetection3d@v0.17.1):
 * Boxes: ``get_bboxes`` makes ``LiDARInstance3DBoxes`` (bottom centre, tensor ``x y z w l h yaw vx vy``).
@@ -70,8 +79,13 @@ DEFAULT_ATTRIBUTE = {"car": "vehicle.parked", "pedestrian": "pedestrian.moving",
                      "barrier": None, "traffic_cone": None}
 # docs/train_eval.md "Reproduce results with pre-trained weights" (hustvl/VAD#9).
 CAFFE_IMG_NORM = {"mean": [103.530, 116.280, 123.675], "std": [1.0, 1.0, 1.0], "to_rgb": False}
+# gt_metrics: False keeps VAD's own ground-truth work (LiDAR points and map-GT vectorisation in the
+# data pipeline, the motion / planner metrics in simple_test_pts) out of data_ms and forward_ms: it only
+# feeds ``metric_results``, which convert() does not read. True runs it exactly as tools/test.py does.
 DEFAULTS = {"info_file": None, "map_ann_file": None, "caffe_img_norm": True, "det_score_threshold": DET_SCORE_THRESHOLD,
-            "map_score_threshold": 0.0, "command": None}
+            "map_score_threshold": 0.0, "command": None, "gt_metrics": False}
+# VAD methods that only compute metric_results from the GT inside simple_test_pts (VAD/VAD.py @1688c4b1).
+GT_METRIC_METHODS = ("assign_pred_to_gt_vip3d", "compute_motion_metric_vip3d", "compute_planner_metric_stp3")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -281,6 +295,39 @@ def apply_caffe_img_norm(pipeline):
     return pipeline
 
 
+def strip_gt_work(pipeline):
+    """Drop the LiDAR loading from a test pipeline config (``points`` only feeds VAD's GT metrics).
+
+    Removes every ``LoadPointsFromFile`` step and the ``points`` key of every ``CustomCollect3D``
+    (nested ``transforms`` too; CustomCollect3D raises KeyError on a missing key). The GT boxes,
+    labels, attributes and ego futures stay: ``simple_test_pts`` indexes them before its metric calls.
+    Returns the pipeline (changed in place).
+    """
+    pipeline[:] = [step for step in pipeline if step.get("type") != "LoadPointsFromFile"]
+    for step in pipeline:
+        if step.get("type") == "CustomCollect3D" and "points" in step.get("keys", ()):
+            step["keys"] = [k for k in step["keys"] if k != "points"]
+        if "transforms" in step:
+            strip_gt_work(step["transforms"])
+    return pipeline
+
+
+def _no_metric(*args, **kwargs):
+    """Stands in for VAD's GT metric methods: an empty metric dict (what metric_results then holds)."""
+    return {}
+
+
+def skip_gt_metrics(model):
+    """Shadow VAD's GT metric methods on this model instance so simple_test_pts skips their work.
+
+    Their results only go to ``metric_results``; the detections, map and plan are computed before
+    them and are unchanged. ``assign_pred_to_gt_vip3d``'s result is only passed to the motion metric.
+    """
+    for name in GT_METRIC_METHODS:
+        setattr(model, name, _no_metric)
+    return model
+
+
 # ---------------------------------------------------------------------------------------------------
 # Adapter (runs inside the VAD env)
 # ---------------------------------------------------------------------------------------------------
@@ -305,12 +352,10 @@ class Adapter(object):
     def load(self):
         repo, config = lib.checkout_and_config(self.settings, self.name, DEFAULT_CONFIG)  # before the heavy imports
         from mmcv import Config
-        from mmcv.runner import load_checkpoint, wrap_fp16_model
         from mmdet3d.datasets import build_dataset
 
         cfg = Config.fromfile(config)
-        import_plugin(cfg, repo)
-        from mmdet3d.models import build_model  # after the plugin import: VAD registers into these registries
+        import_plugin(cfg, repo)  # before build_model (adapterlib): VAD registers into mmdet3d's registries
 
         dataroot = self.settings["dataroot"]
         test = cfg.data.test
@@ -321,20 +366,21 @@ class Adapter(object):
         test.map_ann_file = self.options["map_ann_file"] or os.path.join(dataroot, "nuscenes_map_anns_val.json")
         if self.options["caffe_img_norm"]:
             apply_caffe_img_norm(test.pipeline)
+        if not self.options["gt_metrics"]:
+            strip_gt_work(test.pipeline)
+        lib.require_lidar_inputs(test.pipeline, dataroot, config)
         self.class_names = tuple(cfg.get("class_names", CLASS_NAMES))
         self.map_classes = tuple(cfg.get("map_classes", MAP_CLASSES))
         self.dataset = build_dataset(test)
+        if not self.options["gt_metrics"]:
+            self.dataset.is_vis_on_test = False   # prepare_test_data: no shapely map-GT vectorisation per sample
         for info in self.dataset.data_infos:
             rebase_info_paths(info, dataroot)
         self.index = {info["token"]: i for i, info in enumerate(self.dataset.data_infos)}
 
-        cfg.model.pretrained = None
-        cfg.model.train_cfg = None
-        model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
-        if cfg.get("fp16", None) is not None:
-            wrap_fp16_model(model)
-        load_checkpoint(model, self.settings["checkpoint"], map_location="cpu")
-        self.model = model.to(self.device).eval()
+        self.model = lib.build_model_like_test_py(cfg, self.settings["checkpoint"], self.device, self.dataset)
+        if not self.options["gt_metrics"]:
+            skip_gt_metrics(self.model)
 
     def prepare(self, sample):
         idx = self.index.get(sample["token"])

@@ -19,8 +19,10 @@ Rules (checked by tests/harness/test_static.py, exactly as for the adapters):
 * nothing model-specific here: box conventions, class lists, defaults and streaming logic stay in
   the adapter and are passed in as arguments.
 """
+import base64
 import math
 import os
+import struct
 import sys
 
 
@@ -85,6 +87,27 @@ def flat_list(values):
     if hasattr(values, "tolist"):
         values = values.tolist()
     return list(values)
+
+
+# Packed matrices: the prediction schema's ``packed_matrix`` (onlinemap/schemas/prediction.schema.json).
+PACKED_MATRIX_ENCODING = "float16-base64"
+
+
+def pack_matrix_f16(rows, n_rows, n_cols):
+    """A dense ``n_rows x n_cols`` matrix of probabilities -> ``{"encoding", "shape", "data"}``.
+
+    Why: a 300 x 300 topology matrix as JSON numbers is ~1 MB per frame; as little-endian IEEE
+    float16 (row-major) in base64 it is 240 KB at most, and the ~3 significant digits float16 keeps
+    are plenty for probabilities in [0, 1] (absolute error <= 2.5e-4). ``struct`` format ``e`` is
+    standard library since Python 3.6, so no numpy is needed here. Decoded on the driver side by
+    ``onlinemap.evaluation.topology.matrix``.
+    """
+    flat = [float(v) for row in rows for v in row]
+    if len(rows) != n_rows or len(flat) != n_rows * n_cols:
+        raise ValueError("matrix is not %d x %d" % (n_rows, n_cols))
+    data = struct.pack("<%de" % len(flat), *flat)
+    return {"encoding": PACKED_MATRIX_ENCODING, "shape": [int(n_rows), int(n_cols)],
+            "data": base64.b64encode(data).decode("ascii")}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -320,6 +343,35 @@ def import_plugin(cfg, repo):
     return importlib.import_module(module)
 
 
+def pipeline_types(pipeline):
+    """Every transform ``type`` of a pipeline config, nested ``transforms`` included, in order."""
+    out = []
+    for step in pipeline or []:
+        out.append(str(step.get("type", "")))
+        out.extend(pipeline_types(step.get("transforms")))
+    return out
+
+
+# LiDAR inputs a test pipeline reads, by the transform that reads them (suffix match: the repos
+# prefix their own copies, e.g. MapTR's CustomLoadPointsFromMultiSweeps).
+LIDAR_INPUTS = (("LoadPointsFromFile", os.path.join("samples", "LIDAR_TOP"), "the nuScenes LIDAR_TOP keyframes"),
+                ("LoadPointsFromMultiSweeps", os.path.join("sweeps", "LIDAR_TOP"), "the nuScenes LiDAR sweeps"))
+
+
+def require_lidar_inputs(pipeline, dataroot, config):
+    """Refuse in one line, before any dataset is built, when the pipeline reads LiDAR data ``dataroot`` lacks.
+
+    ``[data] needs`` speaks for a pack's default config; another config (MapTR's fusion config loads
+    9 LiDAR sweeps per sample) can need more, and would otherwise fail deep in the data loader.
+    """
+    types = pipeline_types(pipeline)
+    for suffix, folder, what in LIDAR_INPUTS:
+        step = next((t for t in types if t.endswith(suffix)), None)
+        if step and not os.path.isdir(os.path.join(dataroot, folder)):
+            raise RuntimeError("%s reads %s (%s) but %s is missing: add them to the dataroot or use a camera-only config"
+                               % (os.path.basename(str(config)), what, step, os.path.join(dataroot, folder)))
+
+
 def checkout_and_config(settings, name, default_config):
     """(repo, config path) from the harness settings, refusing early when the checkout or checkpoint is missing.
 
@@ -353,32 +405,102 @@ def device_ids(device):
     return [0]
 
 
+def is_cuda_device(device):
+    """True for ``cuda`` / ``cuda:N``: the only devices the mmcv scatter path and fp16 wrapping are for."""
+    return str(device or "").startswith("cuda")
+
+
+def unwrap_data_containers(obj):
+    """Replace every mmcv ``DataContainer`` in a collated batch by its first (only) chunk, ``.data[0]``.
+
+    Why: on the CPU, mmcv's ``scatter(data, [-1])`` unsqueezes every tensor once more (its CPU branch
+    mimics the per-GPU list), which turns a stacked ``(1, 6, 3, H, W)`` multi-view image into a 6-D
+    tensor the detectors refuse. mmdet's ``inference_detector`` avoids it by taking ``dc.data[0]``
+    on the CPU; this does the same for every container (recursively through dicts, lists, tuples), so
+    the result has exactly the structure ``scatter(data, [gpu])[0]`` gives on one GPU. A container is
+    recognised by duck typing (``data``, ``stack`` and ``cpu_only`` attributes), so this module stays
+    free of mmcv imports.
+    """
+    if all(hasattr(obj, a) for a in ("data", "stack", "cpu_only")) and not isinstance(obj, (dict, list, tuple)):
+        return obj.data[0]
+    if isinstance(obj, dict):
+        return type(obj)((k, unwrap_data_containers(v)) for k, v in obj.items())
+    if isinstance(obj, tuple):
+        return tuple(unwrap_data_containers(v) for v in obj)
+    if isinstance(obj, list):
+        return [unwrap_data_containers(v) for v in obj]
+    return obj
+
+
 def collate_to_device(item, device):
-    """collate + scatter of one pipeline output, as MMDataParallel does for one GPU (or the CPU)."""
-    from mmcv.parallel import collate, scatter
+    """collate + scatter of one pipeline output, as MMDataParallel does for one GPU; unwrapped on the CPU.
+
+    On ``cuda[:N]`` this is ``scatter(collate([item]), [N])[0]`` (MMDataParallel's path); on the CPU
+    the DataContainers are unwrapped instead (see ``unwrap_data_containers``), as mmdet's
+    ``inference_detector`` does.
+    """
+    from mmcv.parallel import collate
 
     data = collate([item], samples_per_gpu=1)
-    target = [-1]
-    if str(device).startswith("cuda"):
-        import torch
-        target = [torch.device(device).index or 0]
-    return scatter(data, target)[0]
+    if not is_cuda_device(device):
+        return unwrap_data_containers(data)
+    from mmcv.parallel import scatter
+
+    return scatter(data, device_ids(device))[0]
+
+
+def require_checkpoint(checkpoint, message):
+    """Refuse (ValueError ``message``) when no checkpoint is given, before any dataset or model is built."""
+    if not checkpoint:
+        raise ValueError(message)
+    return checkpoint
+
+
+def build_model_like_test_py(cfg, checkpoint, device, dataset=None):
+    """Build the detector and load ``checkpoint`` the way each repo's ``tools/test.py`` does, then move it.
+
+    As tools/test.py (PETR, StreamPETR, TopoMLP, MapTR and VAD at their pinned commits):
+    ``cfg.model.pretrained = None`` and ``cfg.model.train_cfg = None`` before ``build_model``;
+    ``wrap_fp16_model`` when the config has ``fp16`` (here only on a CUDA device: on the CPU the
+    half-precision casts of ``auto_fp16`` have no kernels); ``load_checkpoint(map_location='cpu')``;
+    ``model.CLASSES`` (and ``PALETTE``) from the checkpoint's ``meta`` when present, else from the
+    dataset. Returns the model on ``device`` in eval mode. ``build_model`` is imported after the
+    caller imported the repo's plugin (its registries fill on import).
+    """
+    import torch
+    from mmcv.runner import load_checkpoint, wrap_fp16_model
+    from mmdet3d.models import build_model
+
+    cfg.model.pretrained = None
+    cfg.model.train_cfg = None
+    model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
+    if cfg.get("fp16", None) is not None and is_cuda_device(device):
+        wrap_fp16_model(model)
+    loaded = load_checkpoint(model, checkpoint, map_location="cpu")
+    meta = (loaded or {}).get("meta", {}) if isinstance(loaded, dict) else {}
+    if "CLASSES" in meta:
+        model.CLASSES = meta["CLASSES"]
+    elif dataset is not None and hasattr(dataset, "CLASSES"):
+        model.CLASSES = dataset.CLASSES
+    if "PALETTE" in meta:
+        model.PALETTE = meta["PALETTE"]
+    elif dataset is not None and hasattr(dataset, "PALETTE"):
+        model.PALETTE = dataset.PALETTE
+    return model.to(torch.device(device)).eval()
 
 
 def build_mmdet3d_detector(repo, config, dataroot, info_file, checkpoint, device, missing_checkpoint):
     """The single-GPU test path of an mmdet3d detector repo (PETR, StreamPETR), as its tools/test.py.
 
-    Imports the repo's plugin, builds the test dataset from ``info_file`` under ``dataroot`` (camera
-    paths rebased onto it), builds the model, wraps fp16 when the config asks, loads ``checkpoint``
-    and moves the model to ``device`` in eval mode. Returns ``(model, dataset, token -> index)``.
-    ``missing_checkpoint`` is the error text when no checkpoint was given.
+    Refuses a missing checkpoint first (``missing_checkpoint`` is the error text), then imports the
+    repo's plugin, builds the test dataset from ``info_file`` under ``dataroot`` (camera paths rebased
+    onto it) and the model (``build_model_like_test_py``). Returns ``(model, dataset, token -> index)``.
     """
     import importlib
 
-    import torch
     from mmcv import Config
-    from mmcv.runner import load_checkpoint, wrap_fp16_model
 
+    require_checkpoint(checkpoint, missing_checkpoint)
     if repo not in sys.path:
         sys.path.insert(0, repo)
     config = resolve_path(repo, config)
@@ -391,10 +513,8 @@ def build_mmdet3d_detector(repo, config, dataroot, info_file, checkpoint, device
         importlib.import_module(module)
 
     from mmdet3d.datasets import build_dataset
-    from mmdet3d.models import build_model
 
     dataroot = os.path.abspath(dataroot)
-    cfg.model.pretrained = None
     cfg.data.test.test_mode = True
     cfg.data.test.data_root = dataroot + os.sep
     cfg.data.test.ann_file = resolve_path(dataroot, info_file)
@@ -403,10 +523,5 @@ def build_mmdet3d_detector(repo, config, dataroot, info_file, checkpoint, device
         for cam in info.get("cams", {}).values():
             cam["data_path"] = remap_data_path(cam["data_path"], dataroot)
 
-    model = build_model(cfg.model, test_cfg=cfg.get("test_cfg"))
-    if cfg.get("fp16", None) is not None:
-        wrap_fp16_model(model)
-    if not checkpoint:
-        raise ValueError(missing_checkpoint)
-    load_checkpoint(model, resolve_path(repo, checkpoint), map_location="cpu")
-    return model.to(torch.device(device)).eval(), dataset, token_index(dataset.data_infos)
+    model = build_model_like_test_py(cfg, resolve_path(repo, checkpoint), device, dataset)
+    return model, dataset, token_index(dataset.data_infos)

@@ -14,7 +14,7 @@ import os
 from onlinemap.errors import MissingPrerequisiteError
 from onlinemap.registry.spec import ModelSpec
 
-__all__ = ["check_gpu_arch", "IGNORE_ENV"]
+__all__ = ["check_gpu_arch", "check_cpu_ok", "IGNORE_ENV"]
 
 IGNORE_ENV = "ONLINEMAP_IGNORE_GPU_ARCH"   # =1: skip the check (e.g. to create an env on a pod you will not run on)
 _SUPPORTED_CLASS = "an A100 (8.0), A6000 / RTX 3090 (8.6) or RTX 4090 / L40 (8.9)-class GPU"
@@ -57,3 +57,20 @@ def check_gpu_arch(spec: ModelSpec, device: str = "cuda:0", gpu: dict | None = N
                f"(supported {lo:g}-{hi:g})")
     raise MissingPrerequisiteError(
         why, f"use {_SUPPORTED_CLASS} for {spec.name} (set {IGNORE_ENV}=1 to skip this check).{note}".replace("\n", " "))
+
+
+def check_cpu_ok(spec: ModelSpec, device: str) -> None:
+    """Refuse ``--device cpu`` for a pack whose ``[gpu] cpu_ok`` is false (its locked stack is GPU-only).
+
+    Host packs run in the driver's Python and are not refused. The packs of the real models build
+    CUDA ops and rely on CUDA-only paths (flash-attn, GKT, fp16), so they keep ``cpu_ok = false``;
+    the adapters' own CPU path stays usable through the harness (``demo.py`` standalone, the
+    verification lane), which does not pass through this check.
+    """
+    if spec.env_kind == "host" or spec.gpu.cpu_ok or str(device).startswith("cuda"):
+        return
+    raise MissingPrerequisiteError(
+        f"{spec.name} cannot run with --device {device}: its model.toml [gpu] says cpu_ok = false "
+        f"(its locked stack needs an NVIDIA GPU, compute {spec.gpu.min_compute:g}-{spec.gpu.max_compute:g})",
+        f"run it with --device cuda on {_SUPPORTED_CLASS}")
+

@@ -16,6 +16,7 @@ comes from the OpenLane-V2 devkit) gets a clear "make it by hand" line instead.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Optional
@@ -25,7 +26,7 @@ from onlinemap.data.synth import DEFAULT_SAMPLES_PER_SCENE, DEFAULT_SCENES
 from onlinemap.errors import DatasetError, MissingPrerequisiteError
 from onlinemap.setup.stages import CheckResult, SetupContext, Stage, StageLog, fault_point
 
-__all__ = ["data_stage", "info_stage", "check_layout", "converter_argv", "canbus_parent", "SYNTH_SCENES"]
+__all__ = ["data_stage", "info_stage", "check_layout", "map_expansion_problems", "MAP_LOCATIONS", "converter_argv", "canbus_parent", "SYNTH_SCENES"]
 
 # what `onlinemap data synth` writes by default: the real v1.0-mini's size, so every README command runs on it
 SYNTH_SCENES, SYNTH_SAMPLES = DEFAULT_SCENES, DEFAULT_SAMPLES_PER_SCENE
@@ -53,6 +54,37 @@ def _synth_root() -> Path:
     return paths.data_dir() / "nuscenes-synth"
 
 
+#: the four nuScenes map locations: MapTR's and VAD's test datasets open NuScenesMap for every one of
+#: them in their constructor (VectorizedLocalMap), whatever locations the samples use.
+MAP_LOCATIONS = ("boston-seaport", "singapore-hollandvillage", "singapore-onenorth", "singapore-queenstown")
+_MAP_VERSION = re.compile(rb'"version"\s*:\s*"([0-9.]+)"')
+
+
+def map_expansion_problems(root: Path) -> list[str]:
+    """What is wrong with ``root/maps/expansion`` for NuScenesMap: each missing, empty or pre-1.3 location file.
+
+    nuscenes-devkit's NuScenesMap opens ``maps/expansion/<location>.json`` and raises for a map
+    version < 1.3. The version is read from the first and last 64 KiB of each file (the files are
+    up to ~100 MB); where it is not found there, the file is not judged.
+    """
+    problems = []
+    for loc in MAP_LOCATIONS:
+        path = Path(root) / "maps" / "expansion" / f"{loc}.json"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            problems.append(f"maps/expansion/{loc}.json (map expansion v1.3)")
+            continue
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+            fh.seek(max(0, size - 65536))
+            found = _MAP_VERSION.findall(head + fh.read())
+        if size == 0 or (found and tuple(int(v) for v in found[-1].split(b".") if v) < (1, 3)):
+            problems.append(f"maps/expansion/{loc}.json is {'empty' if size == 0 else 'map version ' + found[-1].decode()} "
+                            f"(map expansion v1.3 needed)")
+    return problems
+
+
 def check_layout(root: Path, needs: tuple = ("nuscenes",)) -> CheckResult:
     """Is ``root`` a nuScenes root with what ``needs`` lists (can_bus, map_expansion)?"""
     from onlinemap.harness import nuscenes_index
@@ -68,8 +100,8 @@ def check_layout(root: Path, needs: tuple = ("nuscenes",)) -> CheckResult:
     missing = [d for d in ("samples", "maps") if not (root / d).is_dir()]
     if "can_bus" in needs and not (root / "can_bus").is_dir() and not (root.parent / "can_bus").is_dir():
         missing.append("can_bus (CAN bus expansion, beside or inside the root)")
-    if "map_expansion" in needs and not (root / "maps" / "expansion").is_dir():
-        missing.append("maps/expansion (map expansion)")
+    if "map_expansion" in needs:
+        missing.extend(map_expansion_problems(root))
     if missing:
         return CheckResult(False, f"{root} ({version}) lacks {', '.join(missing)}",
                            "download the missing parts from nuscenes.org and unpack them into the root")

@@ -6,6 +6,7 @@ get_bboxes/get_topology return them): ``[{'pred_lc': (lanes (N, 3K), scores (N, 
 'pred_topology_lcte': (N, M)}]``. mmcv/mmdet3d/openlanev2 are not needed.
 """
 import ast
+import json
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +109,74 @@ def test_adapter_file_is_py37_and_stdlib_only_at_module_level():
         elif isinstance(node, ast.ImportFrom):
             top.add((node.module or "").split(".")[0])
     assert top <= {"math", "os", "sys", "re", "json"}
+
+
+def _full_raw(n=300, m=100, seed=0):
+    """A frame the size TopoMLP emits: every lane query (300) and traffic query (100), random scores."""
+    rng = np.random.default_rng(seed)
+    lanes = rng.uniform(-50, 50, size=(n, 12)).astype(np.float32)
+    return [{"pred_lc": (lanes, rng.random((n, 1), dtype=np.float32)),
+             "pred_te": (np.hstack([rng.uniform(0, 1500, (m, 4)), rng.integers(0, 13, (m, 1))]).astype(np.float32),
+                         rng.random(m, dtype=np.float32)),
+             "pred_topology_lclc": rng.random((n, n), dtype=np.float32),
+             "pred_topology_lcte": rng.random((n, m), dtype=np.float32)}]
+
+
+def test_default_output_is_the_top_lanes_and_elements_with_packed_matrices():
+    from onlinemap.evaluation.topology import topology_matrices
+
+    raw = _full_raw()
+    full = demo.convert_topology(raw, "val_1_2", options={"max_lanes": 0, "max_traffic_elements": 0,
+                                                           "pack_matrices_above": None})
+    pred = demo.convert_topology(raw, "val_1_2")
+    full_bytes, pred_bytes = len(json.dumps(full)), len(json.dumps(pred))
+    assert full_bytes > 1_000_000 and pred_bytes < full_bytes / 8, (full_bytes, pred_bytes)
+    _validate(pred)
+    _validate(full)
+    topo = pred["topology"]
+    assert len(topo["lanes"]) == demo.DEFAULTS["max_lanes"] == 100
+    assert len(topo["traffic_elements"]) == demo.DEFAULTS["max_traffic_elements"] == 50
+    lane_scores = raw[0]["pred_lc"][1][:, 0]
+    te_scores = raw[0]["pred_te"][1]
+    lane_idx = np.argsort(-lane_scores, kind="stable")[:100]
+    te_idx = np.argsort(-te_scores, kind="stable")[:50]
+    assert [lane["score"] for lane in topo["lanes"]] == pytest.approx(lane_scores[lane_idx].tolist())
+    assert [t["score"] for t in topo["traffic_elements"]] == pytest.approx(te_scores[te_idx].tolist())
+    assert topo["lane_lane"]["encoding"] == "float16-base64" and topo["lane_lane"]["shape"] == [100, 100]
+    lane_lane, lane_traffic = topology_matrices(topo)
+    # the packed matrices are the top-k rows / columns of the raw ones, in list order, to float16 precision
+    np.testing.assert_allclose(lane_lane, raw[0]["pred_topology_lclc"][np.ix_(lane_idx, lane_idx)], atol=2.5e-4)
+    np.testing.assert_allclose(lane_traffic, raw[0]["pred_topology_lcte"][np.ix_(lane_idx, te_idx)], atol=2.5e-4)
+    # and the unpacked full form reads the same way
+    ll_full, lt_full = topology_matrices(full["topology"])
+    assert ll_full.shape == (300, 300) and lt_full.shape == (300, 100)
+
+
+def test_small_matrices_stay_lists_and_packing_is_configurable():
+    small = demo.convert_topology(_raw(), demo.frame_id(FRAME))
+    assert isinstance(small["topology"]["lane_lane"], list)
+    packed = demo.convert_topology(_raw(), demo.frame_id(FRAME), options={"pack_matrices_above": 0})
+    assert packed["topology"]["lane_lane"]["shape"] == [3, 3] and packed["topology"]["lane_traffic"]["shape"] == [3, 2]
+    from onlinemap.evaluation.topology import matrix
+
+    np.testing.assert_allclose(matrix(packed["topology"]["lane_lane"]), small["topology"]["lane_lane"], atol=2.5e-4)
+    np.testing.assert_allclose(matrix(packed["topology"]["lane_traffic"]), small["topology"]["lane_traffic"], atol=2.5e-4)
+    _validate(packed)
+
+
+def test_packed_matrix_errors_are_caught():
+    from onlinemap.evaluation.predictions import validate_prediction
+    from onlinemap.evaluation.topology import matrix, topology_matrices
+
+    pred = demo.convert_topology(_raw(), demo.frame_id(FRAME), options={"pack_matrices_above": 0})
+    bad = json.loads(json.dumps(pred))
+    bad["topology"]["lane_lane"]["encoding"] = "float32-base64"
+    assert validate_prediction(bad)
+    bad = json.loads(json.dumps(pred))
+    bad["topology"]["lane_lane"]["shape"] = [3, 4]                 # schema-valid, but not what the data holds
+    with pytest.raises(ValueError, match="needs 12"):
+        matrix(bad["topology"]["lane_lane"])
+    bad = json.loads(json.dumps(pred))
+    bad["topology"]["lanes"] = bad["topology"]["lanes"][:2]
+    with pytest.raises(ValueError, match="expected 2 x 2"):
+        topology_matrices(bad["topology"])
