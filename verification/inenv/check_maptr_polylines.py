@@ -42,8 +42,9 @@ def divider_check(dataset, index, taps, convert, dataroot):
         input_dict = dataset.get_data_info(idx)
         example = {}
         example = dataset.vectormap_pipeline(example, input_dict) or example
-        lines = example["gt_bboxes_3d"].data
-        labels = example["gt_labels_3d"].data
+        prefix = "map_" if "map_gt_bboxes_3d" in example else ""   # VAD keeps the map GT beside its boxes
+        lines = example[prefix + "gt_bboxes_3d"].data
+        labels = example[prefix + "gt_labels_3d"].data
         pts = lines.fixed_num_sampled_points
         fake = {"scores_3d": torch.ones(len(labels)), "labels_3d": labels, "pts_3d": pts}
         conv = convert(fake, token, info)

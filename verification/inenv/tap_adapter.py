@@ -41,7 +41,9 @@ class Adapter(object):
         self.before = None
 
     def load(self):
-        return self.inner.load()
+        result = self.inner.load()
+        probes.install(self.inner)
+        return result
 
     def prepare(self, sample):
         inputs = self.inner.prepare(sample)
