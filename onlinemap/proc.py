@@ -3,9 +3,12 @@
 Why a primitive of our own: a model process is usually ``micromamba run``/``conda run`` -> bash ->
 python, and bare ``conda run`` forwards no signal (conda #10351, #11420), so killing the pid we
 started leaves the model holding the GPU. We therefore start the child in a **new session** (its
-own process group), and on a wall-clock timeout, an inactivity timeout, Ctrl-C or SIGTERM we send
-SIGTERM to the whole group, wait a short grace period, then SIGKILL the group. The group is also
-swept when the leader exits, so no grandchild outlives a run. Output is drained by a thread into
+own process group), and on a wall-clock, launch or inactivity timeout, Ctrl-C, SIGTERM or SIGHUP
+(an SSH session that drops) we stop it: the worker first (its pid is known from its ``started``
+event), then a moment for the launcher to exit by itself (``conda run`` deletes its /tmp wrapper
+script only when its child returns; SIGTERM kills its Python before that), then SIGTERM to the
+whole group, a short grace period, SIGKILL. The group is also swept when the leader exits, so no
+grandchild outlives a run. Output is drained by a thread into
 the run's log (and echoed live when asked), so pipes never fill up.
 """
 from __future__ import annotations
@@ -21,10 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["ProcessOutcome", "run_supervised", "kill_group", "GRACE_S"]
+__all__ = ["ProcessOutcome", "run_supervised", "stop_run", "kill_group", "install_stop_handlers", "restore_handlers",
+           "GRACE_S", "STOP_SIGNALS"]
 
 GRACE_S = 5.0
+LAUNCHER_GRACE_S = 2.0   # after the worker is gone: time for the launcher to clean up and exit
 POLL_S = 0.05
+#: driver signals that stop a supervised run like Ctrl-C does (SIGINT arrives as KeyboardInterrupt)
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
 
 
 @dataclass
@@ -33,8 +40,8 @@ class ProcessOutcome:
 
     returncode: int | None
     duration_s: float
-    timeout: str | None = None       # "wall" or "inactivity"
-    interrupted: str | None = None   # "SIGINT" or "SIGTERM" (the driver was asked to stop)
+    timeout: str | None = None       # "wall", "launch" or "inactivity"
+    interrupted: str | None = None   # "SIGINT", "SIGTERM" or "SIGHUP" (the driver was asked to stop)
     pid: int | None = None
 
     @property
@@ -43,7 +50,83 @@ class ProcessOutcome:
 
 
 class _Terminated(Exception):
-    """Raised in the main thread when the driver receives SIGTERM during a supervised run."""
+    """Raised in the main thread when the driver receives SIGTERM or SIGHUP during a supervised run."""
+
+    def __init__(self, signame: str):
+        super().__init__(signame)
+        self.signame = signame
+
+
+def install_stop_handlers() -> dict:
+    """In the main thread: make SIGTERM and SIGHUP raise ``_Terminated``; returns what to restore.
+
+    A SIGHUP that is ignored (``nohup``) stays ignored: the user asked to survive the hang-up.
+    """
+    old = {}
+    if threading.current_thread() is not threading.main_thread():
+        return old
+
+    def on_signal(signum, frame):
+        raise _Terminated(signal.Signals(signum).name)
+
+    for name in STOP_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None or signal.getsignal(sig) is signal.SIG_IGN:
+            continue
+        old[sig] = signal.signal(sig, on_signal)
+    return old
+
+
+def restore_handlers(old: dict) -> None:
+    for sig, handler in old.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _wait_gone(pid: int, timeout_s: float, proc: subprocess.Popen | None = None) -> bool:
+    """Wait up to ``timeout_s`` for ``pid`` to exit (a zombie counts as gone); a second signal stops the wait."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                return True
+            if proc is None and not _pid_alive(pid):
+                return True
+            time.sleep(0.02)
+    except (KeyboardInterrupt, _Terminated):
+        pass
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True
+
+
+def stop_run(proc: subprocess.Popen, worker_pid: int | None, grace_s: float = GRACE_S) -> None:
+    """Stop a launched run: the worker first, then a moment for the launcher, then the whole group."""
+    if proc.poll() is None and worker_pid and worker_pid != proc.pid:
+        try:
+            in_group = os.getpgid(worker_pid) == proc.pid   # never signal a reused pid
+        except (ProcessLookupError, PermissionError):
+            in_group = False
+        if in_group:
+            try:
+                os.kill(worker_pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+            if not _wait_gone(worker_pid, grace_s):
+                try:
+                    os.kill(worker_pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            _wait_gone(proc.pid, LAUNCHER_GRACE_S, proc)
+    kill_group(proc.pid, grace_s if proc.poll() is None else 0.5, proc)
 
 
 def kill_group(pgid: int, grace_s: float = GRACE_S, proc: subprocess.Popen | None = None) -> None:
@@ -60,7 +143,7 @@ def kill_group(pgid: int, grace_s: float = GRACE_S, proc: subprocess.Popen | Non
             if not _group_alive(pgid):
                 return
             time.sleep(0.05)
-    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+    except (KeyboardInterrupt, _Terminated):  # asked twice: stop waiting
         pass
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -101,14 +184,21 @@ def _drain(stream, log_fh, echo, touch: Callable[[], None]) -> None:
 def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
                    log_path: Path | None = None, echo: bool = False, timeout_s: float | None = None,
                    inactivity_s: float | None = None, activity_paths: Sequence[Path] = (),
+                   start_marker: Path | None = None, launch_timeout_s: float | None = None,
+                   worker_pid: Callable[[], int | None] | None = None,
                    on_start: Callable[[int], None] | None = None, on_tick: Callable[[], None] | None = None,
                    grace_s: float = GRACE_S) -> ProcessOutcome:
     """Run ``argv`` to completion under supervision and say how it ended.
 
     ``inactivity_s``: kill when neither the output nor any of ``activity_paths`` (files the child
-    appends to, e.g. samples.jsonl) changed for that long. ``on_start(pid)`` runs right after the
-    launch (telemetry starts there); ``on_tick()`` every ~50 ms (progress bars, live files).
-    Ctrl-C and SIGTERM in the driver kill the group and return with ``interrupted`` set.
+    appends to, e.g. samples.jsonl) changed for that long. With ``start_marker`` (the worker's
+    events file) that clock starts only once the file is non-empty, i.e. at the worker's first
+    event: the launcher's own start-up (``conda run`` starts conda three times) is not inactivity;
+    until then ``launch_timeout_s`` applies instead (timeout ``"launch"``). ``worker_pid()`` names
+    the model process once known, so that it is stopped before its launcher. ``on_start(pid)``
+    runs right after the launch (telemetry starts there); ``on_tick()`` every ~50 ms (progress
+    bars, live files). Ctrl-C, SIGTERM and SIGHUP in the driver stop the run and return with
+    ``interrupted`` set.
     """
     argv = [str(a) for a in argv]
     log_fh = open(log_path, "ab") if log_path is not None else None
@@ -120,12 +210,8 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
     def touch() -> None:
         last_activity[0] = time.monotonic()
 
-    in_main = threading.current_thread() is threading.main_thread()
-    old_term = None
-    if in_main:
-        def on_term(signum, frame):
-            raise _Terminated()
-        old_term = signal.signal(signal.SIGTERM, on_term)
+    old_handlers = install_stop_handlers()
+    started = start_marker is None
 
     start = time.monotonic()
     outcome = ProcessOutcome(returncode=None, duration_s=0.0)
@@ -147,6 +233,13 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
             except subprocess.TimeoutExpired:
                 pass
             now = time.monotonic()
+            if not started:
+                try:
+                    started = os.stat(start_marker).st_size > 0
+                except OSError:
+                    started = False
+                if started:
+                    touch()   # the inactivity clock starts at the worker's first event
             for p in activity_paths:
                 try:
                     size = os.stat(p).st_size
@@ -160,19 +253,27 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
             if timeout_s and now - start > timeout_s:
                 outcome.timeout = "wall"
                 break
-            if inactivity_s and now - last_activity[0] > inactivity_s:
+            if not started:
+                if launch_timeout_s and now - start > launch_timeout_s:
+                    outcome.timeout = "launch"
+                    break
+            elif inactivity_s and now - last_activity[0] > inactivity_s:
                 outcome.timeout = "inactivity"
                 break
     except KeyboardInterrupt:
         outcome.interrupted = "SIGINT"
-    except _Terminated:
-        outcome.interrupted = "SIGTERM"
+    except _Terminated as exc:
+        outcome.interrupted = exc.signame
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
         if proc is not None:
-            # kill on timeout/interrupt; otherwise just sweep stray grandchildren of the group
-            kill_group(proc.pid, grace_s if proc.poll() is None else 0.5, proc)
+            # stop on timeout/interrupt (worker, launcher, group); otherwise sweep stray grandchildren
+            wpid = None
+            if worker_pid is not None and proc.poll() is None:
+                try:
+                    wpid = worker_pid()
+                except Exception:  # noqa: BLE001 - a broken callback must not leave the group running
+                    wpid = None
+            stop_run(proc, wpid, grace_s)
             try:
                 reader.join(timeout=2.0)
             except NameError:
@@ -181,4 +282,5 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
         outcome.duration_s = time.monotonic() - start
         if log_fh is not None:
             log_fh.close()
+        restore_handlers(old_handlers)
     return outcome

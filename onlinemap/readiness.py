@@ -90,8 +90,9 @@ def _check_data(spec: ModelSpec, dataroot: Path | None) -> Check:
         try:
             collection = openlane_index.detect_collection(str(root))
         except openlane_index.NotOpenLane as exc:
-            return Check("data", False, str(exc), "pass --dataroot DIR pointing at the OpenLane-V2 subset_A data "
-                                                  "(or write a synthetic one: onlinemap data synth --openlane DIR)")
+            fix = ("onlinemap data synth --openlane" if root == paths.data_dir() / "openlane-v2-synth"
+                   else "pass --dataroot DIR (or set OPENLANE_V2_ROOT) pointing at the OpenLane-V2 subset_A data")
+            return Check("data", False, str(exc), fix)
         return Check("data", True, f"OpenLane-V2 {root} ({collection})")
     try:
         version = nuscenes_index.detect_version(str(root))

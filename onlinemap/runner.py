@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Callable
 
 from onlinemap import paths
-from onlinemap.errors import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_TIMEOUT, UsageError)
+from onlinemap.errors import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, ResultsError, UsageError, exit_code_for_signal)
 from onlinemap.fileio import iter_jsonl, write_json_atomic
 from onlinemap.harness import events as ev
 from onlinemap.registry.spec import ModelSpec
 from onlinemap.runs import schema as rs
 from onlinemap.runs.store import driver_identity, new_run_dir, save_run, utc_now
 
-__all__ = ["RunSettings", "RunOutcome", "run_model", "WORKER_PATH", "check_device"]
+__all__ = ["RunSettings", "RunOutcome", "run_model", "WORKER_PATH", "check_device", "check_durations"]
 
 log = logging.getLogger(__name__)
 WORKER_PATH = Path(__file__).resolve().parent / "harness" / "worker.py"
@@ -34,6 +34,7 @@ DEFAULT_TEST_SAMPLES = 5
 DEFAULT_MIN_SAMPLES = 50
 DEFAULT_MIN_DURATION_S = 10.0
 DEFAULT_INACTIVITY_S = 600.0       # first CUDA init + model build of the old stacks can be slow
+DEFAULT_LAUNCH_TIMEOUT_S = 600.0   # launch until the worker's first event: conda run on a cold network volume
 DEFAULT_TELEMETRY_PERIOD_S = 0.02
 DEFAULT_BUSY_GPU_MB = 500.0
 
@@ -54,6 +55,7 @@ class RunSettings:
     scenes: list[str] = field(default_factory=list)
     timeout_s: float | None = None
     inactivity_s: float | None = DEFAULT_INACTIVITY_S
+    launch_timeout_s: float | None = DEFAULT_LAUNCH_TIMEOUT_S
     timer: str = "wall"                           # wall | cuda-events
     telemetry: bool = True
     telemetry_period_s: float = DEFAULT_TELEMETRY_PERIOD_S
@@ -63,6 +65,7 @@ class RunSettings:
     echo: bool = True
     options: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
+    backend: str = "torch"                        # torch | onnxruntime | pt2 | tensorrt (docs/backends.md)
 
     def to_dict(self) -> dict:
         out = dict(self.__dict__)
@@ -95,6 +98,24 @@ def check_device(device: str) -> str:
     raise UsageError(f"invalid device {device!r}", "use cpu, cuda or cuda:N")
 
 
+def check_durations(settings: RunSettings) -> None:
+    """Timeouts finite and > 0 (or None), min_duration finite and >= 0: the API gets the CLI's refusal."""
+    import math
+
+    for name, value, zero_ok in (("timeout_s", settings.timeout_s, False), ("inactivity_s", settings.inactivity_s, False),
+                                 ("launch_timeout_s", settings.launch_timeout_s, False),
+                                 ("min_duration_s", settings.min_duration_s, True)):
+        if value is None and name != "min_duration_s":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+            raise UsageError(f"{name}={value!r} is not a {'non-negative' if zero_ok else 'positive'} finite number of "
+                             "seconds", "give a finite number of seconds" + ("" if zero_ok else " > 0, or None for no limit"))
+
+
 def _child_env(device: str) -> dict[str, str]:
     """The model process's environment: ours minus what breaks other interpreters."""
     env = dict(os.environ)
@@ -105,7 +126,7 @@ def _child_env(device: str) -> dict[str, str]:
 
 
 class _SampleFollower:
-    """Reads new lines of samples.jsonl as the worker appends them (for progress and activity)."""
+    """Reads new lines of a JSONL file as the worker appends them (samples: progress; events: its pid)."""
 
     def __init__(self, path: Path, on_sample: Callable[[dict], None] | None):
         self.path = path
@@ -154,10 +175,17 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     check_gpu_arch(spec, device)
     if settings.timer not in ("wall", "cuda-events"):
         raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
+    check_durations(settings)
     dataroot = Path(settings.dataroot) if settings.dataroot else default_dataroot_for(spec.data.needs)
     require_ready(spec, dataroot)
     check_cpu_ok(spec, device)       # after readiness, so a missing env is named first
     env = resolve_environment(spec)
+    export_dir = None
+    if settings.backend != "torch":
+        from onlinemap.backends import check_backend, find_export
+
+        check_backend(settings.backend, device)
+        export_dir = find_export(spec, settings.backend, settings.options)
     root, version = resolve_dataset(dataroot, settings.version, needs=spec.data.needs)
     samples = select_samples(root, version, count=settings.samples, warmup=settings.warmup,
                              sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None,
@@ -190,9 +218,84 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
             log.warning(msg)
             gpu["preflight_warning"] = msg
 
-    run_id, run_dir = new_run_dir(spec.name, results_root)
+    run_id, run_dir = _create_run_dir(spec.name, results_root)
+    try:
+        record, files = _write_run_start(spec, settings, env, run_id, run_dir, root, version, device, samples, gpu,
+                                         export_dir)
+    except (OSError, ResultsError) as exc:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)   # nothing half-made: no run dir without its run.json
+        if isinstance(exc, ResultsError):
+            raise ResultsError(exc.message, _UNWRITABLE_HINT) from None
+        raise ResultsError(f"cannot write {getattr(exc, 'filename', None) or run_dir}: {exc.strerror or exc}",
+                           _UNWRITABLE_HINT) from None
     if on_run_dir is not None:
         on_run_dir(run_id, run_dir)
+
+    if sampler is not None:
+        if settings.telemetry_csv:
+            sampler.csv_path = files[rs.TELEMETRY_FILE]
+        sampler.take_baseline()
+    follower = _SampleFollower(files[rs.SAMPLES_FILE], progress)
+    worker = {}
+
+    def on_event(event: dict) -> None:
+        if event.get("event") == ev.STARTED and event.get("pid") and "pid" not in worker:
+            worker["pid"] = int(event["pid"])
+            if sampler is not None:
+                sampler.track(worker["pid"])   # measure the model, not its launcher (conda run, bash)
+
+    lifecycle = _SampleFollower(files[rs.EVENTS_FILE], on_event)
+
+    def on_tick() -> None:
+        lifecycle.poll()
+        follower.poll()
+
+    def worker_pid() -> int | None:
+        lifecycle.poll()   # the started event may have landed since the last tick
+        return worker.get("pid")
+
+    argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
+    log.info("launching %s", " ".join(argv))
+    from onlinemap.proc import run_supervised
+
+    telemetry_record = None
+    try:
+        outcome = run_supervised(
+            argv, env=child_env, cwd=run_dir, log_path=files[rs.LOG_FILE], echo=settings.echo,
+            timeout_s=settings.timeout_s, inactivity_s=settings.inactivity_s,
+            activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
+            start_marker=files[rs.EVENTS_FILE], launch_timeout_s=settings.launch_timeout_s,
+            worker_pid=worker_pid,
+            on_start=(lambda pid: sampler.start()) if sampler else None, on_tick=on_tick)
+    finally:
+        if sampler is not None:
+            telemetry_record = sampler.stop()
+    follower.poll()
+    _finish(record, run_dir, outcome, telemetry_record)
+    save_run(run_dir, record)
+    return RunOutcome(run_id=run_id, run_dir=run_dir, record=record)
+
+
+_UNWRITABLE_HINT = ("make ONLINEMAP_HOME (or ONLINEMAP_RESULTS) a writable folder with free space "
+                    "(ls -ld, df -h), or point it elsewhere")
+
+
+def _create_run_dir(model: str, results_root: Path | None) -> tuple[str, Path]:
+    """A fresh run directory, or one line (exit 4) when the results folder cannot take one."""
+    try:
+        return new_run_dir(model, results_root)
+    except OSError as exc:
+        where = getattr(exc, "filename", None) or results_root or paths.results_dir()
+        raise ResultsError(f"cannot create a run directory in {where}: {exc.strerror or exc}",
+                           _UNWRITABLE_HINT) from None
+
+
+def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, run_dir: Path, root: Path,
+                     version: str, device: str, samples: list, gpu: dict,
+                     export_dir: Path | None = None) -> tuple[rs.RunRecord, dict]:
+    """The files a run starts with: empty result files, job.json, run.json (``running``)."""
     files = {name: run_dir / name for name in (rs.EVENTS_FILE, rs.SAMPLES_FILE, rs.PREDICTIONS_FILE, rs.LOG_FILE,
                                                rs.JOB_FILE, rs.TELEMETRY_FILE)}
     for name in (rs.EVENTS_FILE, rs.SAMPLES_FILE, rs.PREDICTIONS_FILE):
@@ -215,9 +318,11 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         "min_samples": settings.min_samples, "min_duration_s": settings.min_duration_s, "timer": settings.timer,
         "events": str(files[rs.EVENTS_FILE]), "samples_out": str(files[rs.SAMPLES_FILE]),
         "predictions": str(files[rs.PREDICTIONS_FILE]), "parent_pid": os.getpid(),
+        "backend": {"name": settings.backend, "export_dir": str(export_dir) if export_dir else None},
     }
     write_json_atomic(files[rs.JOB_FILE], job)
     import onlinemap
+    from onlinemap.telemetry.hostinfo import host_record
 
     record = rs.RunRecord(
         run_id=run_id, model=spec.name, kind=settings.kind, created=utc_now(),
@@ -231,29 +336,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         host=host_record(), gpu=gpu, tags=dict(settings.tags))
     save_run(run_dir, record)
 
-    if sampler is not None:
-        if settings.telemetry_csv:
-            sampler.csv_path = files[rs.TELEMETRY_FILE]
-        sampler.take_baseline()
-    follower = _SampleFollower(files[rs.SAMPLES_FILE], progress)
-    argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
-    log.info("launching %s", " ".join(argv))
-    from onlinemap.proc import run_supervised
-
-    telemetry_record = None
-    try:
-        outcome = run_supervised(
-            argv, env=child_env, cwd=run_dir, log_path=files[rs.LOG_FILE], echo=settings.echo,
-            timeout_s=settings.timeout_s, inactivity_s=settings.inactivity_s,
-            activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
-            on_start=(lambda pid: sampler.start(root_pid=pid)) if sampler else None, on_tick=follower.poll)
-    finally:
-        if sampler is not None:
-            telemetry_record = sampler.stop()
-    follower.poll()
-    _finish(record, run_dir, outcome, telemetry_record)
-    save_run(run_dir, record)
-    return RunOutcome(run_id=run_id, run_dir=run_dir, record=record)
+    return record, files
 
 
 def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None) -> None:
@@ -270,17 +353,21 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
     record.versions = {k: env_event.get(k) for k in ("python", "torch", "torch_cuda", "cudnn", "cuda_available",
                                                       "packages", "gpu") if k in env_event}
     summary, invalid = summarize_run(run_dir, lifecycle, telemetry)
+    summary["warnings"] = _stop_rule_warnings(record.settings, summary)
+    for warning in summary["warnings"]:
+        log.warning("%s: %s", record.model, warning)
     record.summary = summary
     record.finished = utc_now()
     if outcome.interrupted:
         record.status = "interrupted"
-        record.exit_code = EXIT_INTERRUPTED if outcome.interrupted == "SIGINT" else EXIT_TERMINATED
+        record.exit_code = exit_code_for_signal(outcome.interrupted)
         record.error = {"message": f"interrupted by {outcome.interrupted}; the model process group was killed",
                         "hint": "finished samples are kept in samples.jsonl"}
     elif outcome.timeout:
         record.status = "timeout"
         record.exit_code = EXIT_TIMEOUT
-        what = "wall-clock timeout" if outcome.timeout == "wall" else "inactivity timeout (no output, no new sample)"
+        what = {"wall": "wall-clock timeout", "launch": "launch timeout (the model process never started: no event "
+                "from the worker)"}.get(outcome.timeout, "inactivity timeout (no output, no new sample)")
         record.error = {"message": f"{what} after {outcome.duration_s:.0f} s; the model process group was killed",
                         "hint": "raise --timeout/--inactivity-timeout, or look at log.txt for where it hung"}
     elif outcome.returncode != 0 or error_event is not None:
@@ -307,6 +394,24 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
     else:
         record.status = "ok"
         record.exit_code = EXIT_OK
+
+
+def _stop_rule_warnings(settings: dict, summary: dict) -> list[str]:
+    """Say so when an open-ended run stopped because the samples ran out before its stop rule was met."""
+    samples = summary.get("samples") or {}
+    if settings.get("samples") is not None or samples.get("stop_reason") != "exhausted":
+        return []
+    measured, wanted = samples.get("measured") or 0, int(settings.get("min_samples") or 0)
+    wall, min_s = summary.get("wall_s"), float(settings.get("min_duration_s") or 0)
+    unmet = []
+    if measured < wanted:
+        unmet.append(f"{measured} of --min-samples {wanted} samples")
+    if wall is not None and wall < min_s:
+        unmet.append(f"{wall:.1f} of --min-duration {min_s:g} s")
+    if not unmet:
+        return []
+    return [f"the dataset ran out after {' and '.join(unmet)}: the figures rest on fewer samples than asked "
+            "(use a larger split, e.g. --version v1.0-trainval, or lower --min-samples/--min-duration)"]
 
 
 _OOM_MARKERS = ("out of memory", "outofmemoryerror", "memoryerror", "cuda error: out of memory", "cannot allocate memory")

@@ -7,12 +7,12 @@ CPU and PCIe they share: the run records say which device each ran on). Threads,
 each run already lives in its own model process; the driver side only waits and samples.
 
 Ctrl-C only ever reaches the main thread, and ``proc.run_supervised`` installs no signal handler
-off the main thread, so the main thread owns the shutdown: on KeyboardInterrupt, or SIGTERM (a
-handler installed for the duration, when called from the main thread: a ``timeout`` or a pod
-shutdown must not orphan model processes that hold GPUs), it sets a stop event (no new model
+off the main thread, so the main thread owns the shutdown: on KeyboardInterrupt, SIGTERM or SIGHUP
+(handlers installed for the duration, when called from the main thread: a ``timeout``, a pod
+shutdown or a dropped SSH session must not orphan model processes that hold GPUs), it sets a stop event (no new model
 starts) and kills the process group of every model still running (found through the run's job file
 in its command line); those runs are then recorded as ``interrupted``, with every finished sample
-kept, and exit code 130 (SIGINT) or 143 (SIGTERM).
+kept, and exit code 130 (SIGINT), 143 (SIGTERM) or 129 (SIGHUP).
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from onlinemap.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, UsageError
+from onlinemap.errors import UsageError, exit_code_for_signal
+from onlinemap.proc import _Terminated, install_stop_handlers, restore_handlers
 
 __all__ = ["resolve_gpus", "ScheduledRun", "run_scheduled"]
 
@@ -77,10 +78,6 @@ def resolve_gpus(gpus: str | list[str]) -> list[str]:
     return [f"cuda:{i}" for i in indices]
 
 
-class _Terminated(Exception):
-    """Raised in the main thread when SIGTERM arrives while the scheduler waits."""
-
-
 @dataclass
 class ScheduledRun:
     """What happened to one model: its device, outcome (or the error that stopped it first), and when."""
@@ -95,10 +92,12 @@ class ScheduledRun:
 
 
 def _kill_run(run_dir: Path) -> None:
-    """SIGTERM/SIGKILL the process group of the model process working for ``run_dir``."""
+    """Stop the model process working for ``run_dir``: its worker first, then its launcher's group."""
     import psutil
 
-    from onlinemap.proc import kill_group
+    from onlinemap.fileio import iter_jsonl
+    from onlinemap.proc import LAUNCHER_GRACE_S, _wait_gone, kill_group
+    from onlinemap.runs.schema import EVENTS_FILE
 
     marker = str(run_dir)
     groups = set()
@@ -110,6 +109,16 @@ def _kill_run(run_dir: Path) -> None:
             except ProcessLookupError:
                 pass
     groups.discard(os.getpgid(0))      # never our own group
+    worker = next((e.get("pid") for e in iter_jsonl(run_dir / EVENTS_FILE) if e.get("event") == "started"), None)
+    if worker:
+        try:
+            if os.getpgid(int(worker)) in groups:   # never signal a reused pid
+                os.kill(int(worker), signal.SIGTERM)
+                _wait_gone(int(worker), 3.0)
+                for pgid in groups:                 # the launcher cleans up once its child returned
+                    _wait_gone(pgid, LAUNCHER_GRACE_S)
+        except (ProcessLookupError, PermissionError):
+            pass
     for pgid in groups:
         kill_group(pgid, grace_s=3.0)
 
@@ -171,18 +180,13 @@ def run_scheduled(models: list[str], devices: list[str],
     for t in threads:
         t.start()
     stopped_by = None
-    installed, old_term = False, None
-    if threading.current_thread() is threading.main_thread():
-        def on_term(signum, frame):
-            raise _Terminated()
-
-        old_term, installed = signal.signal(signal.SIGTERM, on_term), True
+    old_handlers = install_stop_handlers()
     try:
         try:
             while not all(e.is_set() for e in finished):
                 time.sleep(0.1)
         except (KeyboardInterrupt, _Terminated) as exc:
-            stopped_by = "SIGTERM" if isinstance(exc, _Terminated) else "SIGINT"
+            stopped_by = exc.signame if isinstance(exc, _Terminated) else "SIGINT"
             stop.set()
             log.warning("interrupted by %s: stopping %d running model(s)", stopped_by, len(active))
             with lock:
@@ -198,8 +202,7 @@ def run_scheduled(models: list[str], devices: list[str],
             for item in running:
                 _mark_interrupted(item, stopped_by)
     finally:
-        if installed:
-            signal.signal(signal.SIGTERM, old_term if old_term is not None else signal.SIG_DFL)
+        restore_handlers(old_handlers)
     return runs, stopped_by is not None
 
 
@@ -211,7 +214,7 @@ def _mark_interrupted(item: ScheduledRun, signame: str) -> None:
     if out is None or out.record.status == "interrupted":
         return
     out.record.status = "interrupted"
-    out.record.exit_code = EXIT_TERMINATED if signame == "SIGTERM" else EXIT_INTERRUPTED
+    out.record.exit_code = exit_code_for_signal(signame)
     out.record.error = {"message": f"interrupted by {signame}; the scheduler killed the model process group",
                         "hint": "finished samples are kept in samples.jsonl"}
     save_run(out.run_dir, out.record)

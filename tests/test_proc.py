@@ -81,3 +81,61 @@ def test_child_runs_in_its_own_session():
         run_supervised(py(code), log_path=fh.name)
         log_lines = open(fh.name).read().splitlines()
     assert int(log_lines[-1]) != os.getsid(0)
+
+
+def test_the_inactivity_clock_starts_at_the_workers_first_event(tmp_path):
+    """A launcher that is silent for 3 s (conda run starting conda three times) is not inactivity."""
+    marker = tmp_path / "events.jsonl"
+    marker.touch()
+    code = ("import time\n"
+            "time.sleep(3)\n"
+            f"for i in range(5):\n    open({str(marker)!r}, 'a').write('{{}}\\n'); time.sleep(0.3)\n")
+    out = run_supervised(py(code), inactivity_s=1.5, activity_paths=[marker], start_marker=marker, grace_s=1.0)
+    assert out.ok, out
+
+
+def test_a_launch_that_never_reaches_the_worker_hits_the_launch_timeout(tmp_path):
+    marker = tmp_path / "events.jsonl"
+    marker.touch()
+    out = run_supervised(py("import time; time.sleep(60)"), inactivity_s=600, start_marker=marker,
+                         launch_timeout_s=1.5, grace_s=1.0)
+    assert out.timeout == "launch" and out.duration_s < 30
+
+
+# A stand-in for `conda run`'s process shape, as seen with real conda 25.11 (issue 11): a Python
+# that writes a wrapper script to a temp dir, runs the command as its child, and deletes the script
+# only when the child returned; SIGTERM kills that Python at once (default handler), script left.
+LAUNCHER = """
+import os, subprocess, sys, tempfile
+fd, path = tempfile.mkstemp(prefix="fake-conda-run-", suffix=".sh", dir=sys.argv[1])
+os.close(fd)
+try:
+    rc = subprocess.call(sys.argv[2:])
+finally:
+    os.unlink(path)
+sys.exit(rc)
+"""
+
+
+def test_stopping_a_run_stops_the_worker_first_so_the_launcher_cleans_up(tmp_path):
+    wrappers = tmp_path / "tmp"
+    wrappers.mkdir()
+    pid_file = tmp_path / "worker.pid"
+    worker = f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+
+    def worker_pid():
+        try:
+            return int(pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def ctrl_c_once_the_worker_runs():   # event-based: however slow the machine, the worker is up
+        if worker_pid() is not None:
+            raise KeyboardInterrupt
+
+    argv = [sys.executable, "-c", LAUNCHER, str(wrappers), sys.executable, "-c", worker]
+    out = run_supervised(argv, grace_s=2.0, worker_pid=worker_pid, on_tick=ctrl_c_once_the_worker_runs)
+    assert out.interrupted == "SIGINT" and worker_pid() is not None
+    assert list(wrappers.iterdir()) == [], "the launcher's wrapper script was left behind"
+    time.sleep(0.2)
+    assert not psutil.pid_exists(worker_pid()) or psutil.Process(worker_pid()).status() == psutil.STATUS_ZOMBIE

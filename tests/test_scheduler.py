@@ -13,6 +13,7 @@ import pytest
 from onlinemap.errors import UsageError
 from onlinemap.scheduler import resolve_gpus
 from tests.conftest import REPO, run_cli
+from tests.reliability.signals import default_signals
 
 
 def test_two_models_run_in_parallel_one_run_each(om_home, monkeypatch):
@@ -47,7 +48,8 @@ def test_gpus_naming_a_missing_gpu_is_a_usage_error(om_home):
     assert not (om_home / "results").exists()
 
 
-@pytest.mark.parametrize("sig, code_", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig, code_", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+                         ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_a_signal_stops_every_worker_and_keeps_samples(om_home, tmp_path, sig, code_):
     """Ctrl-C, or SIGTERM from `timeout` / a pod shutdown: no model process may outlive the driver."""
     code = ("import onlinemap as om\n"
@@ -56,9 +58,9 @@ def test_a_signal_stops_every_worker_and_keeps_samples(om_home, tmp_path, sig, c
             "print('CODES', sorted(o.exit_code for o in r), flush=True)\n")
     env = dict(os.environ, ONLINEMAP_TEST_SLEEP_S="0.3")
     driver = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, preexec_fn=default_signals)
     results = om_home / "results"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300   # waits on the event (samples streaming), however slow loading is
     while time.monotonic() < deadline:
         files = list(results.glob("*/samples.jsonl")) if results.is_dir() else []
         if len(files) == 2 and all(len(f.read_text().splitlines()) >= 2 for f in files):

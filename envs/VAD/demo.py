@@ -244,7 +244,12 @@ def select_command(ego_fut_cmd, override=None):
 
 
 def plan_waypoints(ego_fut_preds, command_index, lidar2ego_rotation):
-    """Per-step LiDAR-frame offsets (modes x steps x 2) -> cumulative waypoints in ego axes for one command."""
+    """Per-step LiDAR-frame offsets (modes x steps x 2) -> cumulative waypoints in ego axes for one command.
+
+    VAD's target is the future LIDAR_TOP position in the current LiDAR frame; the schema's
+    ``plan.waypoints`` keep that reference point (the LiDAR, not the ego origin) and only turn the
+    axes by lidar2ego's yaw, which onlinemap/evaluation/planning.py undoes before scoring.
+    """
     modes = _as_list(ego_fut_preds)
     steps = modes[command_index]
     acc_x, acc_y = 0.0, 0.0

@@ -7,7 +7,8 @@ and convert raw tensors into the standard prediction schema (boxes in the global
 polylines in the ego frame) exactly as the real adapters do.
 
 Harness protocol (shared by every envs/<Model>/demo.py): ``Adapter(settings)``, ``load()``,
-``prepare(sample) -> inputs``, ``forward(inputs) -> raw``, ``convert(raw, sample) -> prediction``.
+``prepare(sample) -> inputs``, ``forward(inputs) -> raw``, ``convert(raw, sample) -> prediction``;
+optional export hook ``export_forward(inputs)`` + ``finish_raw(outputs, inputs)`` (docs/backends.md).
 Standalone: ``python envs/reference/demo.py --dataroot D --sample-token T --device cpu --out p.json``.
 """
 import json
@@ -133,6 +134,7 @@ class Adapter(object):
         for cam in CAMERAS:
             path = os.path.join(self.settings["dataroot"], records[cam]["filename"])
             with Image.open(path) as im:
+                im.draft("RGB", (w, h))   # JPEG: decode at the smallest DCT scale >= (w, h) (1600x900 -> 400x225)
                 arr = np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
             images.append(((arr - mean) / std).transpose(2, 0, 1))
         batch = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)
@@ -140,7 +142,15 @@ class Adapter(object):
 
     def forward(self, inputs):
         with self.torch.no_grad():
-            raw = self.model(inputs["images"])
+            return self.finish_raw(self.export_forward(inputs), inputs)
+
+    # Export hook (onlinemap/harness/export.py, docs/backends.md): the tensor part of forward, which
+    # ONNX / torch.export trace, and what forward adds to it that is no tensor (the ego pose).
+    def export_forward(self, inputs):
+        return self.model(inputs["images"])
+
+    def finish_raw(self, outputs, inputs):
+        raw = dict(outputs)
         raw["ego_pose"] = inputs["ego_pose"]
         return raw
 

@@ -33,6 +33,8 @@ COMMANDS = {
     "compare": ("onlinemap.cli.compare", "compare", "Compare runs side by side: latency, memory, accuracy, env, GPU."),
     "report": ("onlinemap.cli.report", "report", "Write a report: summary.md, PNG plots, comparison_summary.json."),
     "viz": ("onlinemap.cli.viz", "viz", "Bird's-eye-view PNG of one sample's predictions over ground truth."),
+    "export": ("onlinemap.cli.export", "export", "Export a model's forward to ONNX or PT2 inside its env."),
+    "verify": ("onlinemap.cli.verify", "verify", "Compare a backend (onnxruntime, pt2) against PyTorch, tensor by tensor."),
 }
 
 
@@ -67,7 +69,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool) -> None:
     Smoke test:   onlinemap test --model reference
     Benchmark:    onlinemap bench --models all
     Exit codes:   0 ok, 1 run failed, 2 usage, 3 missing prerequisite, 4 bad input file, 75 locked,
-                  124 timeout, 130 interrupted, 143 terminated (docs/exit-codes.md)
+                  124 timeout, 129 hung up, 130 interrupted, 143 terminated (docs/exit-codes.md)
     """
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")

@@ -37,13 +37,37 @@ def env() -> None:
 
 @env.command("lock")
 @click.argument("model", required=False)
-@click.option("--all", "all_", is_flag=True, help="lock every conda model")
+@click.option("--all", "all_", is_flag=True, help="lock every conda model (each is tried; failures are listed)")
 def lock(model, all_):
-    """Make envs/<Model>/conda-lock.yml with conda-lock (linux-64, the folder's virtual-packages.yml)."""
+    """Make envs/<Model>/conda-lock.yml with conda-lock (linux-64, the folder's virtual-packages.yml).
+
+    conda-lock reads envs/<Model>/conda-lock-input.yml (environment.yml with its pip options rewritten),
+    kept beside the lock; an unchanged pack leaves the lock's bytes as they are. It needs the conda
+    channels, PyPI and (for a pip: section) its PyPI->conda name map from GitHub.
+    """
     from onlinemap.environments.lock import lock_env
 
-    for spec in _specs(model, all_):
-        lock_env(spec, progress=_say)
+    _each(_specs(model, all_), lambda spec: lock_env(spec, progress=_say), all_)
+
+
+def _each(specs, action, all_: bool) -> list:
+    """Run ``action`` per model; with --all report a failure and go on, then fail with the count."""
+    from onlinemap.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, OnlinemapError
+
+    results, failures = [], []
+    for spec in specs:
+        try:
+            results.append(action(spec))
+        except OnlinemapError as exc:
+            if not all_ or exc.exit_code in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+                raise
+            failures.append(exc)          # --all: report it and go on with the next model
+            _say(f"error: {exc.one_line()}")
+    if failures:
+        first = failures[0]
+        raise type(first)(f"{len(failures)} of {len(failures) + len(results)} models failed; first: {first.message}",
+                          first.hint, exit_code=first.exit_code)
+    return results
 
 
 @env.command("create")
@@ -64,24 +88,17 @@ def create(model, all_, jobs, manager, force, skip_weights, device, as_json, ech
     """
     from onlinemap.environments.create import create_env
 
-    from onlinemap.errors import OnlinemapError
+    results = []
 
-    results, failures = [], []
-    for spec in _specs(model, all_):
-        try:
-            results.append(create_env(spec, manager=manager, force=force, jobs=jobs, skip_weights=skip_weights,
-                                      device=device, progress=_say, echo=echo).to_dict())
-        except OnlinemapError as exc:
-            if not all_:
-                raise
-            failures.append(exc)          # --all: report it and go on with the next model
-            _say(f"error: {exc.one_line()}")
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-    if failures:
-        first = failures[0]
-        raise type(first)(f"{len(failures)} of {len(failures) + len(results)} models failed; first: {first.message}",
-                          first.hint, exit_code=first.exit_code)
+    def one(spec):
+        results.append(create_env(spec, manager=manager, force=force, jobs=jobs, skip_weights=skip_weights,
+                                  device=device, progress=_say, echo=echo).to_dict())
+
+    try:
+        _each(_specs(model, all_), one, all_)
+    finally:
+        if as_json and (all_ or results):
+            click.echo(json.dumps(results, indent=2))
 
 
 def _size(n) -> str:
@@ -117,14 +134,28 @@ def list_(as_json):
 @click.argument("model")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
 def remove(model, yes):
-    """Delete every env prefix of MODEL (the repo, weights and package cache are kept)."""
-    from onlinemap.environments.manage import list_envs, remove_envs
+    """Delete every env prefix of MODEL (the repo, weights and package cache are kept).
 
-    targets = [r["prefix"] for r in list_envs(sizes=False) if r["model"].lower() == model.lower()]
+    MODEL must be a model under envs/ or the model of an env prefix; other folders are never touched.
+    """
+    import sys
+
+    from onlinemap.environments.manage import list_envs, remove_envs
+    from onlinemap.errors import UsageError
+    from onlinemap.registry.discover import find_model
+
+    rows = list_envs(sizes=False)
+    if not model.strip():
+        raise UsageError("env remove needs a model name, got an empty one", "e.g. onlinemap env remove MapTR")
+    targets = [r["prefix"] for r in rows if r["model"].lower() == model.lower()]
     if not targets:
+        find_model(model)            # an unknown name: exit 2 listing the known models
         click.echo(f"no env of {model} under the envs folder")
         return
     if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"env remove {model} asks for confirmation and there is no terminal to ask on",
+                             f"pass --yes: onlinemap env remove {model} --yes")
         click.confirm(f"remove {len(targets)} env(s): {', '.join(targets)}?", abort=True)
     for path in remove_envs(model):
         click.echo(f"removed {path}")

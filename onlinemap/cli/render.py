@@ -48,6 +48,8 @@ def run_summary_lines(record: dict, run_dir: str) -> list[str]:
     preds = s.get("predictions") or {}
     if preds:
         lines.append(f"  preds    {preds.get('valid', 0)} valid, {preds.get('invalid', 0)} invalid")
+    for warning in s.get("warnings") or []:
+        lines.append(f"  warning  {warning}")
     if record.get("error"):
         err = record["error"]
         lines.append(f"  error    {err.get('message')}" + (f" -> {err['hint']}" if err.get("hint") else ""))

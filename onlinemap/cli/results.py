@@ -20,8 +20,8 @@ def _acc(value) -> str:
 def results(model, limit, as_json):
     """List the runs on disk, newest first.
 
-    A run whose driver died without finishing (killed, machine lost) shows as `crashed`; its
-    finished samples are still in its samples.jsonl. Unreadable run folders are skipped with a
+    A run whose driver died without finishing (killed, machine lost) shows as `crashed`, with
+    figures computed from the samples it left on disk (its run.json is not rewritten). Unreadable run folders are skipped with a
     warning.
     """
     from onlinemap import api

@@ -168,6 +168,7 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = DEFAULT_SCENES,
 
     width_px, height_px = IMAGE_SIZE
     n_samples = n_anns = n_dropped = 0
+    side_roads: dict[str, list[float]] = {}   # location -> x of the side road a turning scene turns into
     for s_idx in range(scenes):
         name = MINI_SCENES[s_idx]
         loc = used_locations[s_idx]
@@ -188,9 +189,13 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = DEFAULT_SCENES,
 
         # ego path: along +x (with a small heading) through the map's drivable band; odd scenes turn left
         duration = (samples_per_scene - 1) * SAMPLE_PERIOD_US / 1e6
+        turn_start = round(0.3 * (samples_per_scene - 1)) * SAMPLE_PERIOD_US / 1e6   # on a key frame
         path = EgoPath(x0=60.0 + 10 * s_idx, y0=100.0 + float(rng.uniform(-3, 3)),
                        heading=float(rng.uniform(-0.05, 0.05)), speed=float(rng.uniform(3.0, 6.0)),
-                       turn_start=round(0.4 * (samples_per_scene - 1)) * SAMPLE_PERIOD_US / 1e6 if turns and s_idx % 2 else None)
+                       turn_start=turn_start if turns and s_idx % 2 else None)
+        if path.turn_start is not None:   # the side road is centred 2.5 m left of the ego's lane centre
+            after = path.state(path.turn_start + path.turn_duration)
+            side_roads.setdefault(loc, []).append(round(after.x - 2.5, 3))
         t0 = 1533151600_000000 + s_idx * 100_000_000
         sample_tokens = [_token("sample", name, i, seed) for i in range(samples_per_scene)]
         ego_states = [path.state(i * SAMPLE_PERIOD_US / 1e6) for i in range(samples_per_scene)]
@@ -300,10 +305,11 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = DEFAULT_SCENES,
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in tables.items():
         (out / f"{name}.json").write_text(json.dumps(rows, indent=0), encoding="utf-8")
-    write_map_expansion(root, LOCATIONS, seed)
+    write_map_expansion(root, LOCATIONS, seed, side_roads)
     info = {"dataroot": str(root), "version": version, "scenes": scenes, "samples": n_samples,
             "annotations": n_anns, "seed": seed, "synthetic": True, "writer": "onlinemap data synth",
-            "image_size": list(IMAGE_SIZE), "turning_scenes": [MINI_SCENES[i] for i in range(1, scenes, 2)] if turns else [],
+            "image_size": list(IMAGE_SIZE),
+            "turning_scenes": [MINI_SCENES[i] for i in range(1, scenes, 2)] if turns else [],
             "boxes_left_out_two_corners_in_front": n_dropped, "complete": True, "entries": entries}
     (root / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info

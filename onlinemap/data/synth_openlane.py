@@ -135,7 +135,8 @@ def write_synthetic_openlane(root: Path, *, segments: int = 2, frames_per_segmen
         pickle.dump(meta, fh)
     info = {"dataroot": str(root), "collection": COLLECTION, "segments": segments,
             "frames": segments * frames_per_segment, "synthetic": True, "complete": True,
-            "writer": "onlinemap data synth", "entries": [SPLIT, "data_dict_subset_A.json", COLLECTION + ".pkl", MARKER]}
+            "writer": "onlinemap data synth",
+            "entries": [SPLIT, "data_dict_subset_A.json", COLLECTION + ".pkl", MARKER]}
     (root / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
 

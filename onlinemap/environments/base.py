@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from onlinemap.errors import MissingPrerequisiteError, SpecError
 from onlinemap.registry.spec import ModelSpec
 
 __all__ = ["EnvHandle", "ENV_INFO_FILE", "MANAGERS", "lock_hash", "env_prefix", "read_env_info",
-           "resolve_environment", "run_prefix_argv"]
+           "resolve_environment", "run_prefix_argv", "launcher_exe"]
 
 ENV_INFO_FILE = ".onlinemap-env.json"
 ENV_INFO_SCHEMA = 1
@@ -124,5 +125,27 @@ def resolve_environment(spec: ModelSpec) -> EnvHandle:
         raise MissingPrerequisiteError(f"{spec.name}: env at {prefix} has no bin/python",
                                        f"onlinemap env create {spec.name} --force")
     return EnvHandle(model=spec.name, kind="conda", python=str(python), prefix=prefix,
-                     manager=info.get("manager"), manager_exe=info.get("manager_exe"),
+                     manager=info.get("manager"), manager_exe=launcher_exe(spec.name, prefix, info),
                      manager_version=info.get("manager_version"), lock_hash=digest, locked=locked, info=info)
+
+
+def launcher_exe(model: str, prefix: Path, info: dict) -> str | None:
+    """The recorded manager executable, or one of the same kind found now when the recorded one is gone.
+
+    A pod reset keeps the envs on the ``/workspace`` volume but may lose a conda installed on the
+    container disk: then another micromamba/mamba/conda of the same kind (``ONLINEMAP_HOME/bin``,
+    ``$MAMBA_EXE``/``$CONDA_EXE``, PATH) runs the env just as well; with none, one line says what to do.
+    """
+    kind, exe = info.get("manager"), info.get("manager_exe")
+    if kind not in ("micromamba", "mamba", "conda") or (exe and os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        return exe
+    from onlinemap.environments.managers import discover_managers
+
+    for found in discover_managers():
+        if found.name == kind:
+            return found.exe
+    raise MissingPrerequisiteError(
+        f"{model}: the env at {prefix} is launched with {kind}, and {exe or kind} is gone (no {kind} found in "
+        f"ONLINEMAP_HOME/bin, $MAMBA_EXE, $CONDA_EXE or PATH)",
+        f"put {kind} back on PATH, or rebuild the env with a manager that is here: `onlinemap env create {model} "
+        f"--force` (on a pod ./runpod_setup.sh installs micromamba)")

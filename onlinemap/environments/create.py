@@ -5,12 +5,19 @@ asv's ``Environment.create`` idea, with the info file as the only proof of compl
 1. refuse early on a GPU the locked stack cannot run on (guard.py);
 2. reuse ``ONLINEMAP_HOME/envs/<Model>-<lockhash>`` only when its info file matches the lock hash AND
    the smoke import passes; otherwise remove it (a half-built prefix from a crash too);
-3. install the packages (installers.py: micromamba / conda / mamba / py-rattler; unlocked fallback);
-4. check out the repo at the pinned commit (repo.py) and run the ``[ops] build`` argv lists in it with
-   the env's python, ``TORCH_CUDA_ARCH_LIST`` from the GPU, ``FORCE_CUDA=1`` and ``CUDA_HOME``; each
-   step leaves a marker in the prefix and is skipped when its marker exists;
-5. smoke-import ``[smoke] imports`` with the env's python, through the manager's run command;
-6. only then write ``.onlinemap-env.json`` atomically (last);
+3. resolve the manager and hash every ``file://`` archive of the lock (integrity.py) BEFORE removing
+   anything, then install the packages (installers.py: micromamba / conda / mamba / py-rattler; unlocked
+   fallback);
+4. check out the repo at the pinned commit (repo.py); before any build step, the toolchain preflight
+   (toolchain.py: nvcc and host gcc versions against the torch pin's CUDA) refuses in one line; then
+   run the ``[ops] build`` argv lists in it with the env's python, ``TORCH_CUDA_ARCH_LIST`` covering
+   the variant's GPUs (see :func:`torch_cuda_arch_list`), ``FORCE_CUDA=1`` and ``CUDA_HOME`` (the env's
+   own toolkit first); each step leaves a marker in the prefix and is skipped when its marker exists.
+   Steps that change the repo are idempotent, so a retry after a late failure works: a ``git clone``
+   whose destination already holds the pinned commit is kept, any other destination is re-made;
+5. smoke-import ``[smoke] imports``, ``[ops] cuda_ops`` (the compiled extensions) and the repo's
+   ``[smoke] plugin`` (cwd = the checkout), plus ``[smoke] cuda_check`` when a GPU is visible;
+6. only then write ``.onlinemap-env.json`` atomically (last), with the ops arch list it was built for;
 7. fetch and verify the weights (weights.py).
 
 Any failure in 3-6 deletes the prefix, so nothing half-built ever looks ready, and raises one line
@@ -30,19 +37,22 @@ from pathlib import Path
 from typing import Callable
 
 from onlinemap import paths
-from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, lock_hash, read_env_info,
-                                         run_prefix_argv)
-from onlinemap.environments.installers import StepFailed, env_child_env, install_locked, install_unlocked, run_step
+from onlinemap.environments.base import (ENV_INFO_FILE, ENV_INFO_SCHEMA, EnvHandle, launcher_exe, lock_hash,
+                                         read_env_info, run_prefix_argv)
+from onlinemap.environments.installers import (StepFailed, env_child_env, install_locked, install_unlocked,
+                                              raise_if_interrupted, run_step)
+from onlinemap.environments.integrity import verify_local_archives
 from onlinemap.environments.lockfile import load_environment_yml, load_lock
 from onlinemap.environments.managers import Manager, find_manager, manager_lock
-from onlinemap.errors import UsageError
+from onlinemap.errors import MissingPrerequisiteError, UsageError
 from onlinemap.fileio import write_json_atomic
 from onlinemap.registry.spec import ModelSpec
 
-__all__ = ["create_env", "CreateResult", "env_log_path", "smoke_import", "build_ops", "torch_cuda_arch_list",
-           "find_cuda_home", "OPS_MARKER_DIR", "StepFailed"]
+__all__ = ["create_env", "CreateResult", "env_log_path", "smoke_import", "smoke_code", "smoke_modules", "build_ops",
+           "torch_cuda_arch_list", "find_cuda_home", "OPS_MARKER_DIR", "StepFailed"]
 
 OPS_MARKER_DIR = ".onlinemap-ops"
+OPS_ARCH_FILE = ".onlinemap-ops-arch"   # in the repo checkout: the TORCH_CUDA_ARCH_LIST its in-place build outputs have
 
 
 def _stderr(line: str) -> None:
@@ -78,13 +88,33 @@ def _handle(spec: ModelSpec, prefix: Path, manager: Manager, digest: str, locked
                      lock_hash=digest, locked=locked)
 
 
-def smoke_import(handle: EnvHandle, imports: list[str], *, log_path: Path, cwd: Path | None = None) -> bool:
-    """``python -c "import a, b"`` in the env (through its manager's run command); True when it exits 0."""
-    code = f"import {', '.join(imports)}" if imports else "pass"
+def smoke_modules(spec: ModelSpec) -> list[str]:
+    """``[smoke] imports`` then ``[ops] cuda_ops`` (the compiled extension modules), without repeats."""
+    return list(dict.fromkeys([*spec.smoke.imports, *spec.ops.cuda_ops]))
+
+
+def smoke_code(spec: ModelSpec) -> str:
+    """The Python source the smoke step runs: every module, the plugin, the CUDA check when a GPU is seen.
+
+    One import per line, so the traceback in the log names the module that failed.
+    """
+    lines = [f"import {m}" for m in smoke_modules(spec)]
+    if spec.smoke.plugin:
+        lines.append(f"import importlib; importlib.import_module({spec.smoke.plugin!r})")
+    if spec.smoke.cuda_check.strip():
+        body = "\n".join("    " + ln for ln in spec.smoke.cuda_check.strip().splitlines())
+        lines += ["import torch", "if torch.cuda.is_available():", body]
+    return "\n".join(lines) or "pass"
+
+
+def smoke_import(handle: EnvHandle, imports: list[str] | str, *, log_path: Path, cwd: Path | None = None) -> bool:
+    """``python -c "import a, b"`` (or the given code) in the env through its manager's run command; True on exit 0."""
+    code = imports if isinstance(imports, str) else (f"import {', '.join(imports)}" if imports else "pass")
     from onlinemap.proc import run_supervised
 
     out = run_supervised([*run_prefix_argv(handle), handle.python, "-c", code], env=env_child_env(handle.prefix),
                          cwd=cwd or handle.prefix, log_path=log_path, timeout_s=600)
+    raise_if_interrupted(out, model=handle.model, step="smoke import", log_path=log_path)   # not "failed": keep the env
     return out.ok
 
 
@@ -98,25 +128,56 @@ def _python_version(handle: EnvHandle) -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-def torch_cuda_arch_list(spec: ModelSpec, gpu: dict | None) -> str:
-    """``TORCH_CUDA_ARCH_LIST`` for the ops build: the GPU's compute capability, clamped to the stack.
+#: the archs every ops build of a cu11x stack covers: A100 (8.0) and Ampere/Ada (8.6 cubins run on 8.9),
+#: so a network volume reused on another GPU type does not hit "no kernel image" (research/models.md §8)
+BASE_ARCHS = ("8.0", "8.6")
 
-    Old stacks (max_compute < 9) reject "8.9" (``Unknown CUDA arch``, research/models.md §8.1) and run
-    sm_86 cubins on Ada, so 8.9 becomes 8.6 there. Without a GPU: the A100 + Ampere pair "8.0;8.6".
-    An explicit ``TORCH_CUDA_ARCH_LIST`` in the environment wins.
+
+def _gpu_arch(spec: ModelSpec, gpu: dict | None) -> str | None:
+    """The GPU's compute capability as an arch the stack can compile ("8.9" -> "8.6" below Hopper stacks)."""
+    cc = (gpu or {}).get("compute_capability") if (gpu or {}).get("available") else None
+    if not cc:
+        return None
+    # old stacks reject "8.9" (``Unknown CUDA arch``, research/models.md §8.1) and run sm_86 cubins on Ada
+    return "8.6" if str(cc) == "8.9" and spec.gpu.max_compute < 9.0 else str(cc)
+
+
+def torch_cuda_arch_list(spec: ModelSpec, gpu: dict | None) -> str:
+    """``TORCH_CUDA_ARCH_LIST`` for the ops build: every arch the variant is meant for, plus this GPU's.
+
+    :data:`BASE_ARCHS` within ``[gpu] min_compute..max_compute``, plus the GPU's own arch when it lies
+    in that range too (a T4's 7.5, say). An explicit ``TORCH_CUDA_ARCH_LIST`` in the environment wins.
     """
     if os.environ.get("TORCH_CUDA_ARCH_LIST"):
         return os.environ["TORCH_CUDA_ARCH_LIST"]
-    cc = (gpu or {}).get("compute_capability") if (gpu or {}).get("available") else None
-    if not cc:
-        return "8.0;8.6"
-    if cc == "8.9" and spec.gpu.max_compute < 9.0:
-        return "8.6"
-    return str(cc)
+    archs = {a for a in BASE_ARCHS if spec.gpu.supports(float(a))}
+    own = _gpu_arch(spec, gpu)
+    if own and spec.gpu.supports(float(own)):
+        archs.add(own)
+    return ";".join(sorted(archs or set(BASE_ARCHS), key=float))
 
 
-def find_cuda_home() -> str | None:
-    """$CUDA_HOME / $CUDA_PATH, else the folder above ``nvcc`` on PATH, else /usr/local/cuda if it exists."""
+def arch_covered(arch_list: str | None, spec: ModelSpec, gpu: dict | None) -> bool:
+    """Does an ops build for ``arch_list`` run on this GPU? (True without a GPU or a recorded list.)"""
+    own = _gpu_arch(spec, gpu)
+    if not own or not arch_list:
+        return True
+    built = [a.strip().split("+")[0] for a in arch_list.replace(",", ";").split(";") if a.strip()]
+    # a cubin for X.y runs on X.z with z >= y (same major); no PTX is embedded for later majors
+    return any(b.split(".")[0] == own.split(".")[0] and float(b) <= float(own) for b in built)
+
+
+def find_cuda_home(prefix: Path | None = None) -> str | None:
+    """The env's own CUDA toolkit first, then $CUDA_HOME / $CUDA_PATH, ``nvcc`` on PATH, /usr/local/cuda.
+
+    The env's toolkit: ``PREFIX/pkgs/cuda-toolkit`` (conda-forge cudatoolkit-dev installs the toolkit
+    there and links nvcc into PREFIX/bin) or ``PREFIX/bin/nvcc`` (NVIDIA's cuda-nvcc packages). It wins
+    over the pod's, whose CUDA 12 nvcc cannot build ops for a cu111 torch.
+    """
+    if prefix is not None:
+        for home in (Path(prefix) / "pkgs" / "cuda-toolkit", Path(prefix)):
+            if (home / "bin" / "nvcc").exists():
+                return str(home)
     for var in ("CUDA_HOME", "CUDA_PATH"):
         if os.environ.get(var) and Path(os.environ[var]).is_dir():
             return os.environ[var]
@@ -134,12 +195,16 @@ def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | Non
     markers = Path(handle.prefix) / OPS_MARKER_DIR
     markers.mkdir(exist_ok=True)
     extra = {"TORCH_CUDA_ARCH_LIST": torch_cuda_arch_list(spec, gpu), "FORCE_CUDA": "1"}
-    cuda_home = find_cuda_home()
+    cuda_home = find_cuda_home(Path(handle.prefix))
     if cuda_home:
         extra["CUDA_HOME"] = cuda_home
     if jobs:
         extra["MAX_JOBS"] = str(jobs)
     env = env_child_env(handle.prefix, extra)
+    from onlinemap.environments.toolchain import check_toolchain
+
+    check_toolchain(spec, handle, env=env, cuda_home=cuda_home, log_path=log_path, progress=progress)
+    _clean_stale_builds(spec, repo, extra["TORCH_CUDA_ARCH_LIST"], progress)
     ran = 0
     for i, argv in enumerate(spec.ops.build, 1):
         key = hashlib.sha256(json.dumps([argv, spec.repo.commit if spec.repo else ""]).encode()).hexdigest()[:12]
@@ -148,13 +213,81 @@ def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | Non
         if marker.exists():
             progress(f"[{spec.name}] ops {i}/{len(spec.ops.build)}: {label} (done before, skipped)")
             continue
+        if _keep_side_clone(spec, i, repo, progress):
+            marker.write_text(json.dumps({"argv": argv, "kept": True}) + "\n")
+            continue
         progress(f"[{spec.name}] ops {i}/{len(spec.ops.build)}: {label} (TORCH_CUDA_ARCH_LIST={extra['TORCH_CUDA_ARCH_LIST']})")
         full = [handle.python if a == "python" and j == 0 else a for j, a in enumerate(argv)]
         run_step(f"ops build {i}/{len(spec.ops.build)}", [*run_prefix_argv(handle), *full], model=spec.name,
                  log_path=log_path, env=env, cwd=repo, echo=echo)
         marker.write_text(json.dumps({"argv": argv, "commit": spec.repo.commit if spec.repo else None}) + "\n")
         ran += 1
+    (repo / OPS_ARCH_FILE).write_text(extra["TORCH_CUDA_ARCH_LIST"] + "\n")
     return ran
+
+
+def _clean_stale_builds(spec: ModelSpec, repo: Path, arch_list: str, progress: Callable[[str], None]) -> None:
+    """Remove in-place build outputs left by a build for other archs (``pip install -e`` builds in the checkout).
+
+    setuptools' build_ext compares file times, not flags: a ``build/`` and in-place ``*.so`` from an
+    earlier arch list would be reused as they are, and a GPU they do not cover gets "no kernel image".
+    """
+    recorded = repo / OPS_ARCH_FILE
+    try:
+        before = recorded.read_text().strip()
+    except OSError:
+        before = None
+    if before == arch_list:
+        return
+    stale = [p for p in repo.rglob("*.so") if ".git" not in p.relative_to(repo).parts]
+    stale += [p for p in repo.rglob("build") if p.is_dir() and ".git" not in p.relative_to(repo).parts
+              and any(c.name.startswith("temp.") for c in p.iterdir())]
+    if stale:
+        progress(f"[{spec.name}] ops: arch list {arch_list} differs from the last build's ({before or 'unknown'}): "
+                 f"removing {len(stale)} stale build outputs in {repo}")
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+    recorded.unlink(missing_ok=True)
+
+
+def _pinned_after(build: list, i: int, dest: str) -> str | None:
+    """The commit a later ``git -C <dest> ... checkout ... <sha>`` step pins ``dest`` to (None: no such step)."""
+    for argv in build[i:]:
+        if argv[:3] == ["git", "-C", dest] and "checkout" in argv:
+            return argv[-1]
+    return None
+
+
+def _keep_side_clone(spec: ModelSpec, i: int, repo: Path, progress: Callable[[str], None]) -> bool:
+    """Make step ``i`` (1-based) retry-safe when it is a ``git clone`` into the repo checkout.
+
+    The step markers live in the prefix (deleted on failure) but the checkout is reused, so a retry
+    would meet its own earlier clone ("destination path ... already exists"). A destination already at
+    the commit the next checkout step pins is kept (True: skip the clone); any other one is removed so
+    the clone re-makes it (False).
+    """
+    from onlinemap.environments.repo import git_head
+
+    argv = spec.ops.build[i - 1]
+    if argv[:2] != ["git", "clone"]:
+        return False
+    dest_arg = argv[-1]
+    dest = (repo / dest_arg).resolve()
+    if not dest.exists():
+        return False
+    if repo.resolve() not in dest.parents:
+        raise StepFailed(f"{spec.name}: [ops] step {i} clones outside the repo checkout ({dest_arg})",
+                         "clone into a folder inside the repo (fix model.toml [ops] build)")
+    pinned = _pinned_after(spec.ops.build, i, dest_arg)
+    if pinned and git_head(dest) == pinned:
+        progress(f"[{spec.name}] ops {i}/{len(spec.ops.build)}: {dest_arg} already at {pinned[:12]} (kept)")
+        return True
+    progress(f"[{spec.name}] ops {i}/{len(spec.ops.build)}: {dest_arg} exists but is not at the pinned commit: re-cloning")
+    shutil.rmtree(dest)
+    return False
 
 
 def _remove_prefix(prefix: Path) -> None:
@@ -165,7 +298,7 @@ def _remove_prefix(prefix: Path) -> None:
 
 
 def _reusable(spec: ModelSpec, prefix: Path, digest: str, log_path: Path,
-              progress: Callable[[str], None]) -> EnvHandle | None:
+              progress: Callable[[str], None], gpu: dict | None = None) -> EnvHandle | None:
     info = read_env_info(prefix)
     if info is None:
         if prefix.exists():
@@ -174,17 +307,33 @@ def _reusable(spec: ModelSpec, prefix: Path, digest: str, log_path: Path,
     if info.get("lock_hash") != digest or info.get("model") != spec.name:
         progress(f"[{spec.name}] env: {prefix} info does not match the lock: rebuilding")
         return None
+    try:
+        exe = launcher_exe(spec.name, prefix, info)
+    except MissingPrerequisiteError as exc:
+        progress(f"[{spec.name}] env: {exc.message}: rebuilding")
+        return None
     handle = EnvHandle(model=spec.name, kind="conda", python=str(prefix / "bin" / "python"), prefix=prefix,
-                       manager=info.get("manager"), manager_exe=info.get("manager_exe"),
+                       manager=info.get("manager"), manager_exe=exe,
                        manager_version=info.get("manager_version"), lock_hash=digest,
                        locked=bool(info.get("locked", True)), info=info)
     if not Path(handle.python).exists():
         progress(f"[{spec.name}] env: {prefix} has no bin/python: rebuilding")
         return None
-    if not smoke_import(handle, spec.smoke.imports, log_path=log_path):
+    if spec.ops.build and not arch_covered(info.get("ops_arch_list"), spec, gpu):
+        progress(f"[{spec.name}] env: ops were built for {info.get('ops_arch_list')}, which does not cover this "
+                 f"GPU ({(gpu or {}).get('compute_capability')}): rebuilding them cleanly")
+        return None
+    if not smoke_import(handle, smoke_code(spec), log_path=log_path, cwd=_smoke_cwd(spec)):
         progress(f"[{spec.name}] env: smoke import failed in {prefix}: rebuilding (see {log_path})")
         return None
     return handle
+
+
+def _smoke_cwd(spec: ModelSpec) -> Path | None:
+    from onlinemap.readiness import repo_dir
+
+    repo = repo_dir(spec)
+    return repo if repo is not None and repo.is_dir() else None
 
 
 def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = False, jobs: int | None = None,
@@ -222,7 +371,7 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
     result = CreateResult(model=spec.name, kind="conda", prefix=str(prefix), locked=locked, log=str(log_path))
 
     with manager_lock(f"create-{spec.name}"):
-        handle = None if force else _reusable(spec, prefix, digest, log_path, say)
+        handle = None if force else _reusable(spec, prefix, digest, log_path, say, gpu=gpu)
         from onlinemap.environments.repo import ensure_repo
 
         if handle is not None:
@@ -231,8 +380,11 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
             repo = ensure_repo(spec, log_path=log_path, progress=say)
             result.repo = str(repo) if repo else None
         else:
+            mgr = find_manager(manager, allow_rattler=locked)   # first: a wrong --manager must not cost a ready env
+            checked = verify_local_archives(lock) if locked else 0   # likewise a tampered archive (every manager)
             _remove_prefix(prefix)
-            mgr = find_manager(manager, allow_rattler=locked)
+            if checked:
+                say(f"[{spec.name}] env: {checked} local archives match the lock's sha256/md5")
             say(f"[{spec.name}] env: creating {prefix} with {mgr.describe()}")
             handle = _handle(spec, prefix, mgr, digest, locked)
             result.manager = mgr.name
@@ -251,14 +403,17 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
                 if repo is not None and build_ops(spec, handle, repo, gpu=gpu, log_path=log_path, jobs=jobs,
                                                   progress=say, echo=echo):
                     result.steps.append("ops")
-                say(f"[{spec.name}] env: smoke import {', '.join(spec.smoke.imports) or '(nothing)'}")
-                if not smoke_import(handle, spec.smoke.imports, log_path=log_path):
+                modules = smoke_modules(spec) + ([spec.smoke.plugin] if spec.smoke.plugin else [])
+                say(f"[{spec.name}] env: smoke import {', '.join(modules) or '(nothing)'}"
+                    + (" + CUDA check" if spec.smoke.cuda_check.strip() else ""))
+                if not smoke_import(handle, smoke_code(spec), log_path=log_path, cwd=repo):
                     raise StepFailed(f"{spec.name}: env step 'smoke import' failed "
-                                     f"(python -c \"import {', '.join(spec.smoke.imports)}\")", f"see {log_path}")
+                                     f"(import {', '.join(modules)})", f"the failing import is in {log_path}")
                 info = {"schema_version": ENV_INFO_SCHEMA, "model": spec.name, "lock_hash": digest, "locked": locked,
                         "manager": mgr.name, "manager_exe": mgr.exe, "manager_version": mgr.version,
                         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                        "python": _python_version(handle), "smoke_imports": list(spec.smoke.imports)}
+                        "python": _python_version(handle), "smoke_imports": smoke_modules(spec),
+                        "ops_arch_list": torch_cuda_arch_list(spec, gpu) if spec.ops.build else None}
                 write_json_atomic(prefix / ENV_INFO_FILE, info)      # LAST: from here on the env is ready
                 result.steps.append("info")
                 say(f"[{spec.name}] env: ready at {prefix}")

@@ -4,6 +4,8 @@ The template (create.py) owns everything around it: the prefix, the log, the fai
 smoke import and the info file. An installer only runs its commands and raises :class:`StepFailed`
 naming the step when one fails.
 
+Before any of them runs, the template hashes every ``file://`` archive of the lock against it (integrity.py).
+
 - micromamba: ``create -y -p PREFIX -f <Model>-lock.yml`` (conda AND pip entries; no solve).
 - conda / mamba: render ``@EXPLICIT`` from the lock, ``create -y -p PREFIX --file explicit.txt``, then
   the pip entries with the env's own pip (``--no-deps``, ``name @ url#sha256=…``): what
@@ -23,10 +25,10 @@ from onlinemap.environments.base import EnvHandle, run_prefix_argv
 from onlinemap.environments.lockfile import LockData, pip_requirement, render_explicit
 from onlinemap.environments.managers import (Manager, create_explicit_argv, create_from_environment_argv,
                                              create_from_lock_argv, manager_env, manager_lock)
-from onlinemap.errors import OnlinemapError
+from onlinemap.errors import EXIT_INTERRUPTED, EXIT_TERMINATED, OnlinemapError
 from onlinemap.proc import run_supervised
 
-__all__ = ["StepFailed", "install_locked", "install_unlocked", "pip_install_argv", "env_child_env"]
+__all__ = ["StepFailed", "raise_if_interrupted", "install_locked", "install_unlocked", "pip_install_argv", "env_child_env"]
 
 
 class StepFailed(OnlinemapError):
@@ -46,10 +48,19 @@ def env_child_env(prefix: Path, extra: dict | None = None) -> dict[str, str]:
     return env
 
 
+def raise_if_interrupted(out, *, model: str, step: str, log_path: Path) -> None:
+    """A Ctrl-C (SIGINT) or SIGTERM that stopped a step: exit 130 / 143 as everywhere else, not 1."""
+    if out.interrupted:
+        code = EXIT_INTERRUPTED if out.interrupted == "SIGINT" else EXIT_TERMINATED
+        raise StepFailed(f"{model}: interrupted ({out.interrupted}) during env step '{step}'",
+                         f"rerun `onlinemap env create {model}` to resume (see {log_path})", exit_code=code)
+
+
 def run_step(step: str, argv: list[str], *, model: str, log_path: Path, env: dict, cwd: Path | None = None,
              echo: bool = False) -> None:
     """Run one command of a step through proc.run_supervised; raise StepFailed on a non-zero exit."""
     out = run_supervised(argv, env=env, cwd=cwd, log_path=log_path, echo=echo)
+    raise_if_interrupted(out, model=model, step=step, log_path=log_path)
     if not out.ok:
         how = out.timeout or out.interrupted or f"exit {out.returncode}"
         raise StepFailed(f"{model}: env step '{step}' failed ({how}): {Path(argv[0]).name} {' '.join(argv[1:3])}…",
@@ -73,7 +84,11 @@ def _pip_entries(handle: EnvHandle, lock: LockData, *, log_path: Path, progress:
 
 def install_locked(handle: EnvHandle, manager: Manager, lock: LockData, *, log_path: Path,
                    progress: Callable[[str], None] = print, echo: bool = False) -> None:
-    """Install ``lock`` into the (absent or empty) ``handle.prefix`` with ``manager``."""
+    """Install ``lock`` into the (absent or empty) ``handle.prefix`` with ``manager``.
+
+    The template has already hashed every ``file://`` archive against the lock (integrity.py), whichever
+    the manager: conda copies local tarballs unchecked and py-rattler does not check them either.
+    """
     prefix = Path(handle.prefix)
     menv = manager_env()
     with tempfile.TemporaryDirectory(prefix="onlinemap-lock-") as tmp:

@@ -132,6 +132,6 @@ def conda_lock_input(environment_file: Path, dest: Path, *, python: str,
         if indexes:
             doc["pip-repositories"] = list(dict.fromkeys([*(doc.get("pip-repositories") or []), *indexes]))
     dest = Path(dest)
-    dest.write_text(f"# derived from {environment_file} by onlinemap (pip options -> what conda-lock reads)\n"
+    dest.write_text(f"# derived from {Path(environment_file).name} by onlinemap (pip options -> what conda-lock reads)\n"
                     + yaml.safe_dump(doc, sort_keys=False))
     return dest

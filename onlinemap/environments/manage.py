@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 from onlinemap import paths
 from onlinemap.environments.base import lock_hash, read_env_info
-from onlinemap.errors import OnlinemapError
+from onlinemap.errors import OnlinemapError, UsageError
 
 __all__ = ["list_envs", "remove_envs", "prefix_size"]
+
+_PREFIX_NAME = re.compile(r"^(?P<model>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<hash>[0-9a-f]{12})$")   # base.env_prefix
 
 
 def prefix_size(prefix: Path) -> int:
@@ -52,9 +55,11 @@ def list_envs(*, sizes: bool = True) -> list[dict]:
     rows = []
     for prefix in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         info = read_env_info(prefix) or {}
-        model, _, digest = prefix.name.rpartition("-")
-        model = info.get("model") or model
-        digest = info.get("lock_hash") or digest
+        named = _PREFIX_NAME.match(prefix.name)
+        if not (info.get("model") or named):
+            continue                    # not an env prefix (someone's folder): never listed, never removed
+        model = info.get("model") or named.group("model")
+        digest = info.get("lock_hash") or (named.group("hash") if named else None)
         rows.append({"prefix": str(prefix), "model": model, "manager": info.get("manager"), "lock_hash": digest,
                      "locked": info.get("locked"), "python": info.get("python"), "created": info.get("created"),
                      "size_bytes": prefix_size(prefix) if sizes else None, "ready": bool(info),
@@ -63,7 +68,12 @@ def list_envs(*, sizes: bool = True) -> list[dict]:
 
 
 def remove_envs(model: str) -> list[str]:
-    """Delete every prefix of ``model`` (any lock hash); return the removed paths (info file first)."""
+    """Delete every prefix of ``model`` (any lock hash); return the removed paths (info file first).
+
+    Only env prefixes are candidates (an info file naming the model, or a ``<Model>-<12 hex>`` folder).
+    """
+    if not model or not model.strip():
+        raise UsageError("env remove needs a model name, got an empty one", "e.g. onlinemap env remove MapTR")
     removed = []
     for row in list_envs(sizes=False):
         if row["model"].lower() == model.lower():

@@ -4,67 +4,33 @@
 ``rattler.install`` with ``ONLINEMAP_HOME/pkgs`` as the cache. Two gotchas from the offline probe
 (research/anchors-bench-env.md §5): pass the ``LockPlatform`` object from ``lf.platforms()`` (a
 ``Platform`` raises TypeError), and a wrong sha256/md5 in the lock is **not** enforced for ``file://``
-URLs. So before installing we hash every local archive ourselves against the lock and refuse on any
-mismatch. For http(s) URLs rattler downloads and (by its docs) validates the hash itself: UNVERIFIED
+URLs. So the caller (installers.install_locked, for every manager) first hashes every local archive
+against the lock (integrity.py) and refuses on any mismatch. For http(s) URLs rattler downloads and (by its docs) validates the hash itself: UNVERIFIED
 here, no channel is reachable. py-rattler is optional: :func:`rattler_available` says why it is not.
 """
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
+from onlinemap.environments.integrity import HashMismatchError, verify_local_archives
 from onlinemap.environments.lockfile import PLATFORM, LockData
 from onlinemap.environments.managers import rattler_available
-from onlinemap.errors import MissingPrerequisiteError, OnlinemapError
+from onlinemap.errors import MissingPrerequisiteError
 
-__all__ = ["install_lock_with_rattler", "verify_local_archives", "HashMismatchError"]
-
-
-class HashMismatchError(OnlinemapError):
-    """A package archive does not have the hash the lock file pins: refuse to install it."""
-
-
-def _file_hashes(path: Path) -> tuple[str, str]:
-    sha, md5 = hashlib.sha256(), hashlib.md5()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            sha.update(block)
-            md5.update(block)
-    return sha.hexdigest(), md5.hexdigest()
-
-
-def verify_local_archives(lock: LockData, platform: str = PLATFORM) -> int:
-    """Check every ``file://`` conda archive of the lock against its sha256 (and md5); return how many."""
-    checked = 0
-    for entry in lock.conda(platform):
-        parsed = urlparse(entry.url)
-        if parsed.scheme != "file":
-            continue
-        path = Path(unquote(parsed.path))
-        if not path.is_file():
-            raise MissingPrerequisiteError(f"{lock.path}: {entry.name} archive {path} does not exist",
-                                           "regenerate the lock, or restore the local channel it points at")
-        sha, md5 = _file_hashes(path)
-        if (entry.sha256 and sha != entry.sha256) or (entry.md5 and md5 != entry.md5):
-            want = entry.sha256 or entry.md5
-            got = sha if entry.sha256 else md5
-            raise HashMismatchError(f"{entry.name} {entry.version}: {path.name} hash {got[:12]}… does not match "
-                                    f"the lock ({want[:12]}…); refusing to install it",
-                                    "the archive changed after locking: restore it or re-lock with `onlinemap env lock`")
-        checked += 1
-    return checked
+__all__ = ["install_lock_with_rattler", "verify_local_archives", "HashMismatchError"]   # the last two: integrity.py
 
 
 def install_lock_with_rattler(lock: LockData, prefix: Path, cache_dir: Path, platform: str = PLATFORM) -> int:
-    """Install the lock's conda packages for ``platform`` into ``prefix``; return the package count."""
+    """Install the lock's conda packages for ``platform`` into ``prefix``; return the package count.
+
+    The caller has checked the local archives (``verify_local_archives``): py-rattler does not.
+    """
     ok, why = rattler_available()
     if not ok:
         raise MissingPrerequisiteError(why, "pip install py-rattler, or use --manager micromamba|mamba|conda")
     import rattler
 
-    verify_local_archives(lock, platform)
     lf = rattler.LockFile.from_path(lock.path)
     env = lf.default_environment()
     if env is None:

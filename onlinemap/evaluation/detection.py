@@ -41,45 +41,49 @@ def _quat_from_yaw(yaw: float) -> list[float]:
 
 
 def _ego_to_global(nusc: "NuScenes", sample_token: str):
-    """(R 2x2, t 3, yaw) of the sample's LIDAR_TOP ego pose, used for boxes given in the ego frame."""
+    """(rotation 3x3, translation 3, quaternion) of the sample's LIDAR_TOP ego pose, used for boxes
+    given in the ego frame."""
     import numpy as np
     from pyquaternion import Quaternion
 
     sample = nusc.get("sample", sample_token)
     pose = nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
     q = Quaternion(pose["rotation"])
-    return q.rotation_matrix, np.asarray(pose["translation"], dtype=float), q.yaw_pitch_roll[0]
+    return q.rotation_matrix, np.asarray(pose["translation"], dtype=float), q
 
 
 def to_submission_boxes(nusc: "NuScenes", pred: dict) -> list[dict]:
     """Convert one standard prediction's ``detections_3d`` to devkit submission boxes (global frame).
 
-    Boxes in the ``ego`` frame are moved to the global frame with the sample's LIDAR_TOP ego pose.
-    A null velocity component becomes 0 (the devkit rejects NaN in a submission); the velocity error
-    of such boxes is then simply the GT speed.
+    Boxes in the ``ego`` frame are moved to the global frame with the sample's LIDAR_TOP ego pose,
+    with its full rotation (the box's orientation becomes pose * yaw, as mmdet3d's
+    ``lidar_nusc_box_to_global`` rotates a Box), so tilted poses keep their exact global yaw.
+    A null velocity component becomes NaN, as the devkit's own GT does for unknown velocities:
+    ``EvalBox`` accepts NaN velocity and ``cummean`` leaves NaN errors out of mAVE.
     """
     import numpy as np
+    from pyquaternion import Quaternion
 
     token = pred["sample_token"]
     out = []
     pose = None
     for det in pred.get("detections_3d") or ():
         center = np.asarray(det["center"], dtype=float)
-        yaw = float(det["yaw"])
-        vel = np.array([0.0 if v is None else float(v) for v in det["velocity"]] + [0.0])
+        rotation = Quaternion(_quat_from_yaw(float(det["yaw"])))
+        vel = np.array([math.nan if v is None else float(v) for v in det["velocity"]] + [0.0])
         if det["frame"] == "ego":
             if pose is None:
                 pose = _ego_to_global(nusc, token)
-            rot, trans, pose_yaw = pose
+            rot, trans, q = pose
             center = rot @ center + trans
             vel = rot @ vel
-            yaw = yaw + pose_yaw
+            rotation = q * rotation
         attr = det.get("attribute") or DEFAULT_ATTRIBUTE[det["label"]]
         if det["label"] in ("traffic_cone", "barrier"):
             attr = ""
         out.append({
             "sample_token": token, "translation": [float(c) for c in center],
-            "size": [float(s) for s in det["size"]], "rotation": _quat_from_yaw(yaw),
+            "size": [float(s) for s in det["size"]], "rotation": [float(v) for v in rotation.elements],
             "velocity": [float(vel[0]), float(vel[1])], "detection_name": det["label"],
             "detection_score": float(det["score"]), "attribute_name": attr,
         })

@@ -8,9 +8,14 @@ cites each choice. Two deliberate differences from MapTR's numbers, both documen
 - The ground-truth *window* is MapTR's (a 30 m x 60 m patch centred on the LiDAR, 30 m across and
   60 m along the LiDAR's forward axis), but the polylines are returned in the **ego** frame of the
   standard prediction schema (x forward, y left). Chamfer distance is invariant under the rigid
-  LiDAR -> ego transform, so scores equal MapTR's when adapters convert frames correctly.
+  LiDAR -> ego transform (``lidar_bev_to_ego``, the adapters' own), so scores equal MapTR's.
 - A class with no ground truth in the evaluated samples gets AP ``None`` and is left out of mAP
-  (MapTR averages a 0 for it, which makes small subsets look worse than they are).
+  (MapTR averages a 0 for it, which makes small subsets look worse than they are); ``mAP_maptr``
+  reports MapTR's convention as well.
+
+The numbers equal MapTR ``main`` at the pinned commit (a6872d8d), GT included: the polygons are
+clipped one by one before the union, as MapTR does, and every prediction is resampled to 100 points
+(tests/evaluation/test_mapping_vs_maptr.py runs MapTR's own code as the oracle).
 
 Matching (per sample and class, as ``custom_tpfp_gen``): predictions in descending score order;
 each takes the GT with the smallest Chamfer distance; it is a true positive when that distance is
@@ -31,8 +36,8 @@ from onlinemap.errors import DatasetError, ResultsError
 if TYPE_CHECKING:  # pragma: no cover
     from nuscenes import NuScenes
 
-__all__ = ["CLASSES", "THRESHOLDS", "PC_RANGE", "NUM_SAMPLE_POINTS", "MapGroundTruth", "resample_polyline",
-           "chamfer_matrix", "average_precision", "evaluate_mapping"]
+__all__ = ["CLASSES", "THRESHOLDS", "PC_RANGE", "NUM_SAMPLE_POINTS", "MapGroundTruth", "lidar_bev_to_ego",
+           "resample_polyline", "chamfer_matrix", "average_precision", "evaluate_mapping"]
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,7 @@ class MapGroundTruth:
     def polylines(self, sample_token: str) -> dict[str, list[np.ndarray]]:
         """GT polylines of one sample: ``{class: [array (N, 2) in metres, ego frame]}``."""
         from shapely import affinity, ops
-        from shapely.geometry import LinearRing, LineString, MultiLineString, MultiPolygon, Polygon, box
+        from shapely.geometry import LinearRing, LineString, MultiLineString, box
 
         location, l2g, l2e = self.sample_frames(sample_token)
         layers = self._map(location)
@@ -121,23 +126,11 @@ class MapGroundTruth:
         def clipped(name):
             geoms, tree = layers[name]
             out = []
-            for i in tree.query(patch):
+            for i in sorted(int(j) for j in tree.query(patch)):   # table order, as MapTR iterates
                 g = geoms[int(i)].intersection(patch)
                 if not g.is_empty:
                     out.append(to_lidar(g))
             return out
-
-        def clipped_union(names):
-            # Union before clipping: the same set as MapTR's clip-then-union, without the sliver
-            # holes that clipping adjacent polygons separately leaves along the patch edge.
-            geoms = []
-            for name in names:
-                layer, tree = layers[name]
-                geoms += [layer[int(i)] for i in tree.query(patch)]
-            if not geoms:
-                return []
-            g = ops.unary_union(geoms).intersection(patch)
-            return [] if g.is_empty else [to_lidar(g)]
 
         def parts(geom) -> list:
             if geom.is_empty:
@@ -148,40 +141,63 @@ class MapGroundTruth:
                 return list(geom.geoms)
             return [g for sub in getattr(geom, "geoms", []) for g in parts(sub)]
 
-        def outlines(polys, margin: float) -> list:
-            # VectorizedLocalMap.poly_geoms_to_instances / ped_poly_geoms_to_instances: union, then
-            # exteriors clockwise and holes counter-clockwise, clipped to the local patch +- margin
-            polys = [p for p in polys if not p.is_empty]
-            if not polys:
-                return []
-            union = ops.unary_union(polys)
-            if isinstance(union, Polygon):
-                union = MultiPolygon([union])
+        def clipped_polygons(name):
+            # get_contour_line / get_ped_crossing_line: each valid polygon clipped to the patch and
+            # moved to the LiDAR patch frame on its own; the union comes after (MapTR's order, which
+            # decides where each outline ring starts and so where its resampled points fall)
+            return [p for g in clipped(name) for p in _polygon_parts(g)]
+
+        def outlines(groups, margin: float) -> list:
+            # VectorizedLocalMap.poly_geoms_to_instances / ped_poly_geoms_to_instances: union per layer,
+            # then of the layers; exteriors clockwise and holes counter-clockwise (a ring is reversed
+            # in place, so it keeps its start vertex); each ring clipped to the local patch +- margin
+            # and line-merged. Zero-area holes that the union leaves are kept, as MapTR keeps them.
+            unions = [ops.unary_union(g) for g in groups]
+            polys = _polygon_parts(ops.unary_union(unions) if len(unions) > 1 else unions[0])
             local = box(-half_across + margin, -half_along + margin, half_across - margin, half_along - margin)
+            rings = [(poly.exterior, False) for poly in polys] + [(r, True) for poly in polys for r in poly.interiors]
             out = []
-            for poly in getattr(union, "geoms", []):
-                if not isinstance(poly, Polygon):
-                    continue
-                rings = [(poly.exterior, False)] + [(r, True) for r in poly.interiors]
-                for ring, want_ccw in rings:
-                    coords = list(ring.coords)
-                    if LinearRing(coords).is_ccw != want_ccw:
-                        coords = coords[::-1]
-                    lines = LineString(coords).intersection(local)
-                    if isinstance(lines, MultiLineString):
-                        lines = ops.linemerge(lines)
-                    out.extend(parts(lines))
+            for ring, want_ccw in rings:
+                coords = list(ring.coords)
+                if LinearRing(coords).is_ccw != want_ccw:
+                    coords = coords[::-1]
+                lines = LinearRing(coords).intersection(local)
+                if isinstance(lines, MultiLineString):
+                    lines = ops.linemerge(lines)
+                out.extend(parts(lines))
             return out
 
         lidar_lines = {
             "divider": [p for name in LINE_LAYERS for g in clipped(name) for p in parts(g)],
-            "ped_crossing": outlines(clipped_union(("ped_crossing",)), margin=-0.2),
-            "boundary": outlines(clipped_union(POLYGON_LAYERS), margin=0.2),
+            "ped_crossing": outlines([clipped_polygons("ped_crossing")], margin=-0.2),
+            "boundary": outlines([clipped_polygons(name) for name in POLYGON_LAYERS], margin=0.2),
         }
-        rot, trans = l2e[:2, :2], l2e[:2, 3]
+        rot, trans = lidar_bev_to_ego(l2e)
         return {cls: [np.asarray(line.coords, dtype=float)[:, :2] @ rot.T + trans
                       for line in lines if len(line.coords) >= 2]
                 for cls, lines in lidar_lines.items()}
+
+
+def _polygon_parts(geom) -> list:
+    """The polygons in ``geom`` (Polygon, MultiPolygon or a collection); lines and points dropped."""
+    from shapely.geometry import Polygon
+
+    if geom.is_empty:
+        return []
+    if isinstance(geom, Polygon):
+        return [geom]
+    return [p for g in getattr(geom, "geoms", []) for p in _polygon_parts(g)]
+
+
+def lidar_bev_to_ego(l2e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(2x2 rotation, 2-vector) taking MapTR's LiDAR patch frame to the schema's ego frame: the yaw of
+    lidar2ego and its x/y translation, exactly what the MapTR and VAD adapters apply
+    (``lidar_bev_to_ego`` in envs/MapTR/demo.py and envs/VAD/demo.py). A rigid 2-D transform, so
+    Chamfer distances and AP equal MapTR's in its own frame; the 2x2 block of the full rotation
+    would not be rigid on a tilted LiDAR."""
+    yaw = float(np.arctan2(l2e[1, 0], l2e[0, 0]))
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s], [s, c]]), np.asarray(l2e[:2, 3], dtype=float)
 
 
 # ---------------------------------------------------------------------------------------- metric
@@ -347,6 +363,8 @@ def evaluate_mapping(predictions: Iterable[dict], dataroot: Path, version: str, 
     map_thr = {str(t): (float(np.mean([ap_thr[c][str(t)] for c in valid])) if valid else None) for t in THRESHOLDS}
     return {
         "mAP": float(np.mean([ap[c] for c in valid])) if valid else None,
+        # MapTR's own table (_evaluate_single: cls_aps.mean(0).mean()): a class without GT counts 0
+        "mAP_maptr": float(np.mean([ap[c] if num_gts[c] else 0.0 for c in CLASSES])),
         "AP": ap, "AP_thr": ap_thr, "mAP_thr": map_thr,
         "num_gts": num_gts, "num_preds": {c: int(sum(len(s) for s in scores[c])) for c in CLASSES},
         "classes_without_gt": [c for c in CLASSES if not num_gts[c]],
@@ -357,6 +375,6 @@ def evaluate_mapping(predictions: Iterable[dict], dataroot: Path, version: str, 
 
 
 def _pred_points(points) -> np.ndarray:
-    pts = np.asarray(points, dtype=float)[:, :2]
-    # mean_ap.py get_cls_results: a prediction that already has 100 points is used as it is
-    return pts if len(pts) == NUM_SAMPLE_POINTS else resample_polyline(pts)
+    # mean_ap.py get_cls_results at the pinned MapTR (main): every prediction is resampled to 100
+    # points by arc length, even one that already has 100 (only the maptrv2 branch keeps those)
+    return resample_polyline(np.asarray(points, dtype=float)[:, :2])

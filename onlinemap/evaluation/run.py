@@ -23,10 +23,12 @@ METRICS_SCHEMA_VERSION = 1
 DEFAULT_VERSION = "v1.0-trainval"
 
 
-def evaluate_run(run_dir: Path, dataroot: Path | None = None, version: str | None = None) -> dict:
+def evaluate_run(run_dir: Path, dataroot: Path | None = None, version: str | None = None, *,
+                 collision: str = "raster") -> dict:
     """Evaluate ``run_dir`` against nuScenes and write ``run_dir/metrics.json``; return its content.
 
-    ``dataroot`` / ``version`` override what run.json recorded. Raises ``ResultsError`` when
+    ``dataroot`` / ``version`` override what run.json recorded. ``collision`` picks the planning
+    collision test: ``"raster"`` (VAD's, default) or ``"exact"`` (see docs/evaluation.md). Raises ``ResultsError`` when
     run.json is unreadable or there is no valid prediction, ``DatasetError`` when the dataroot is
     missing or lacks a predicted sample token.
     """
@@ -68,7 +70,8 @@ def evaluate_run(run_dir: Path, dataroot: Path | None = None, version: str | Non
     tasks = (("detection", "detections_3d", lambda ps: evaluate_detection(ps, Path(dataroot), version,
                                                                          run_dir / "detection", nusc=nusc)),
              ("mapping", "map_elements", lambda ps: evaluate_mapping(ps, Path(dataroot), version, nusc=nusc)),
-             ("planning", "plan", lambda ps: evaluate_planning(ps, Path(dataroot), version, nusc=nusc)))
+             ("planning", "plan", lambda ps: evaluate_planning(ps, Path(dataroot), version, nusc=nusc,
+                                                                   collision=collision)))
     for name, key, fn in tasks:
         # a sample whose model emits the key at all takes part, even with an empty list
         subset = [p for p in preds if key in p]

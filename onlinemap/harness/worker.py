@@ -40,17 +40,52 @@ loader = _sibling("loader")
 MB = 1024.0 * 1024.0
 
 
+def _say(text):
+    """Write a line to stderr, ignoring a dead reader: the driver's pipe is gone when it was killed."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def _watch_parent(parent_pid, stop):
-    """Exit if the driver disappears (killed with SIGKILL): never hold the GPU as an orphan."""
+    """Exit if the driver disappears (killed with SIGKILL): never hold the GPU as an orphan.
+
+    Polls the driver's pid, which is not our parent when a launcher (``conda run``, bash) sits in
+    between. Nothing may stop it exiting: the goodbye line goes to a pipe whose reader is dead, and
+    a failed write there must not end this thread instead of the process.
+    """
     while not stop.wait(0.5):
         try:
             os.kill(parent_pid, 0)
         except ProcessLookupError:
-            sys.stderr.write("onlinemap worker: driver process %d is gone, stopping\n" % parent_pid)
-            sys.stderr.flush()
+            _say("onlinemap worker: driver process %d is gone, stopping\n" % parent_pid)
             os._exit(events.EXIT_ORPHANED)
-        except PermissionError:
+        except OSError:  # PermissionError: a pid we may not signal is alive (or reused)
             pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """Linux: have the kernel SIGKILL us when our parent exits (prctl PR_SET_PDEATHSIG).
+
+    Covers the host kind, whose parent is the driver itself, with no polling delay; behind a
+    launcher the parent is the launcher, and the watcher thread covers the driver. Harmless
+    where prctl does not exist. Returns True when it was set.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+    except (OSError, AttributeError, ValueError):
+        return False
 
 
 def _dist_version(name):
@@ -135,7 +170,9 @@ def run(job):
     device = settings.get("device") or "cpu"
     stop = threading.Event()
     if job.get("parent_pid"):
-        threading.Thread(target=_watch_parent, args=(int(job["parent_pid"]), stop), daemon=True).start()
+        parent_pid = int(job["parent_pid"])
+        _die_with_parent()  # a parent that died before this line is caught by the watcher
+        threading.Thread(target=_watch_parent, args=(parent_pid, stop), daemon=True).start()
 
     def fail(stage, exc, **extra):
         tb = traceback.format_exc() if sys.exc_info()[0] is not None else None
@@ -143,8 +180,7 @@ def run(job):
                "traceback": tb[-8000:] if tb else None, "t": time.time()}
         rec.update(extra)
         ev.write(rec)
-        sys.stderr.write(tb if tb else "onlinemap worker: %s failed: %s\n" % (stage, exc))
-        sys.stderr.flush()
+        _say(tb if tb else "onlinemap worker: %s failed: %s\n" % (stage, exc))
         return events.EXIT_ERROR
 
     t0 = time.perf_counter()
@@ -167,6 +203,14 @@ def run(job):
         adapter.load()
     except Exception as exc:
         return fail(events.STAGE_LOAD, exc)
+    forward, backend = adapter.forward, {"name": "torch"}
+    if (job.get("backend") or {}).get("name", "torch") != "torch":   # an exported artifact (backends.py)
+        try:
+            forward = _sibling("backends").ExportedForward(adapter, job["backend"]["name"],
+                                                           job["backend"]["export_dir"], device)
+            backend = forward.describe()
+        except Exception as exc:
+            return fail(events.STAGE_LOAD, exc)
     t2 = time.perf_counter()
     clock = timing.Clock(device, job.get("timer") or "wall")
     clock.sync()
@@ -174,7 +218,7 @@ def run(job):
     model_alloc = round(torch.cuda.memory_allocated(torch.device(device)) / MB, 2) if torch is not None else None
     ev.write(_env_record(device))
     ev.write({"event": events.LOADED, "import_s": round(t1 - t0, 4), "load_s": round(t2 - t1, 4),
-              "model_alloc_mb": model_alloc, "t": time.time()})
+              "model_alloc_mb": model_alloc, "backend": backend, "t": time.time()})
 
     samples_out = events.JsonlWriter(job["samples_out"])
     preds_out = events.JsonlWriter(job["predictions"])
@@ -198,7 +242,7 @@ def run(job):
             inputs = adapter.prepare(sample)
             clock.sync()
             b = time.perf_counter()
-            raw, forward_ms, cuda_ms = clock.timed_forward(adapter.forward, inputs)
+            raw, forward_ms, cuda_ms = clock.timed_forward(forward, inputs)
             c = time.perf_counter()
             pred = adapter.convert(raw, sample)
             d = time.perf_counter()

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Iterator
 
 from onlinemap import paths
-from onlinemap.errors import UnknownModelError
+from onlinemap.errors import SpecError, UnknownModelError
 from onlinemap.registry.spec import ModelSpec, load_model_spec
 
-__all__ = ["iter_model_dirs", "known_model_names", "find_model", "load_models", "resolve_model_names"]
+__all__ = ["iter_model_dirs", "known_model_names", "find_model", "load_models", "load_models_and_broken",
+           "resolve_model_names"]
 
 
 def iter_model_dirs() -> Iterator[Path]:
@@ -55,3 +56,18 @@ def resolve_model_names(spec: str | list[str]) -> list[str]:
 def load_models() -> list[ModelSpec]:
     """Every model spec; a malformed one raises SpecError (the listing must not hide a broken file)."""
     return [load_model_spec(d) for d in iter_model_dirs()]
+
+
+def load_models_and_broken() -> tuple[list[ModelSpec], dict[str, SpecError]]:
+    """(every spec that loads, {folder name: its SpecError}): for listings that must go on past a bad pack.
+
+    One malformed model.toml under ONLINEMAP_ENVS must not hide every good model from ``models``,
+    ``bench --models all`` or ``doctor``; those show the bad pack as a row of its own instead.
+    """
+    good, broken = [], {}
+    for folder in iter_model_dirs():
+        try:
+            good.append(load_model_spec(folder))
+        except SpecError as exc:
+            broken[folder.name] = exc
+    return good, broken

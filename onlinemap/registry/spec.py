@@ -20,8 +20,11 @@ Schema (version 1)::
     [data]        needs = ["nuscenes", "can_bus", "map_expansion", "openlane_v2"], versions, info_files,
                   converter = ["python", "tools/create_data.py", "--root-path", "{root}", ...], converter_cwd, note
     [gpu]         min_compute = 6.0, max_compute = 8.9, note    # compute capabilities the env runs on
-    [ops]         build = [["python", "setup.py", "develop"], ...]  (argv lists run in the repo), cuda_ops = [..]
+    [ops]         build = [["python", "setup.py", "develop"], ...]  (argv lists run in the repo),
+                  cuda_ops = ["mmcv._ext", ...]                 # compiled extension modules (smoke-imported)
     [smoke]       imports = ["torch", "mmcv", "mmdet3d"]      # what a ready env must import
+                  plugin = "projects.mmdet3d_plugin"           # imported in the repo checkout
+                  cuda_check = "..."                           # one tiny CUDA launch, run when a GPU is visible
 """
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ _PLACEHOLDER = re.compile(r"{([^{}]*)}")
 #: (v1.0 for trainval, v1.0-mini), and the directory that holds can_bus/
 CONVERTER_PLACEHOLDERS = ("root", "out", "version", "canbus")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 class _Section:
@@ -173,6 +177,10 @@ class GpuSpec(_Section):
 
 @dataclass
 class OpsSpec(_Section):
+    """``build``: argv lists run in the repo checkout with the env's python. ``cuda_ops``: the compiled
+    extension modules those steps (and the prebuilt mmcv-full) provide; the smoke step imports each, so
+    an env whose build silently skipped its CUDA code is not called ready."""
+
     build: list = field(default_factory=list)
     cuda_ops: list = field(default_factory=list)
 
@@ -180,11 +188,27 @@ class OpsSpec(_Section):
         _expect(isinstance(self.build, list) and all(isinstance(c, list) and c and all(isinstance(a, str) for a in c)
                                                      for c in self.build),
                 path, f"{prefix}.build", "a list of argv lists (no shell strings)", self.build)
+        _expect(isinstance(self.cuda_ops, list) and all(isinstance(m, str) and _MODULE.match(m) for m in self.cuda_ops),
+                path, f"{prefix}.cuda_ops", "a list of dotted module names (compiled extensions)", self.cuda_ops)
 
 
 @dataclass
 class SmokeSpec(_Section):
+    """What a ready env must import. ``imports`` run anywhere (doctor too); ``plugin`` is the repo's own
+    plugin package, imported with the repo checkout as the working directory; ``cuda_check`` is Python
+    code run after them only when ``torch.cuda.is_available()`` (one tiny kernel launch that fails with
+    "no kernel image" when the compiled ops miss this GPU's architecture)."""
+
     imports: list = field(default_factory=list)
+    plugin: str = ""
+    cuda_check: str = ""
+
+    def check(self, path, prefix):
+        _expect(isinstance(self.imports, list) and all(isinstance(m, str) and _MODULE.match(m) for m in self.imports),
+                path, f"{prefix}.imports", "a list of dotted module names", self.imports)
+        _expect(isinstance(self.plugin, str) and (not self.plugin or bool(_MODULE.match(self.plugin))), path,
+                f"{prefix}.plugin", "a dotted module name inside the repo (or \"\")", self.plugin)
+        _expect(isinstance(self.cuda_check, str), path, f"{prefix}.cuda_check", "Python code as a string", self.cuda_check)
 
 
 @dataclass

@@ -55,7 +55,7 @@ ACCURACY_KEYS = {
     "plan_collision_3s": ("planning", ("collision", "3s")),
 }
 
-ROW_KEYS = (["run_id", "model", "kind", "status", "created", "device", "gpu", "env_kind", "lock_hash", "measured",
+ROW_KEYS = (["run_id", "model", "kind", "status", "created", "device", "backend", "gpu", "env_kind", "lock_hash", "measured",
              "p50_ms", "p90_ms", "p99_ms", "mean_ms", "fps"]
             + [k for key in MEMORY_KEYS for k in (key, key[:-3] + "_reason")]
             + ["has_metrics", "eval_samples"] + list(ACCURACY_KEYS) + ["path"])
@@ -75,7 +75,7 @@ def select_runs(run_ids: Sequence[str] | None = None, *, latest: bool = False,
     """The run directories to work on, in a stable order.
 
     - ``run_ids``: each resolved with ``find_run`` (a unique prefix is enough), in the order given;
-    - else, with ``latest`` or ``models``: the newest run with status ``ok`` of each model (``models``
+    - else, with ``latest`` or ``models``: the newest run with status ``ok`` of each model and backend (``models``
       ``"A,B"`` or a list; ``None``/``"all"``: every model with an ok run), ordered by model name.
       A named model without an ok run is skipped with a warning.
 
@@ -90,15 +90,15 @@ def select_runs(run_ids: Sequence[str] | None = None, *, latest: bool = False,
     if not (latest or models):
         raise UsageError("no runs given", "pass run ids (prefixes are enough) or --latest [--models A,B|all]")
     wanted = _split_models(models)
-    newest: dict[str, Path] = {}
+    newest: dict[tuple[str, str], Path] = {}   # per model and backend: torch and onnxruntime side by side
     for run_dir, rec in iter_runs(results_root):   # newest first
-        key = rec.model.lower()
+        key = (rec.model.lower(), (rec.settings or {}).get("backend") or "torch")
         if key in newest or effective_status(rec) != "ok":
             continue
-        if wanted is None or key in {w.lower() for w in wanted}:
+        if wanted is None or key[0] in {w.lower() for w in wanted}:
             newest[key] = run_dir
     for name in wanted or []:
-        if name.lower() not in newest:
+        if name.lower() not in {k[0] for k in newest}:
             log.warning("no ok run of %s: skipped", name)
     if not newest:
         what = "any model" if wanted is None else ", ".join(wanted)
@@ -152,6 +152,7 @@ def comparison_row(run_dir: Path) -> dict:
     env = rec.env or {}
     row: dict = {"run_id": rec.run_id, "model": rec.model, "kind": rec.kind, "status": effective_status(rec),
                  "created": rec.created, "device": (rec.settings or {}).get("device"),
+                 "backend": (rec.settings or {}).get("backend") or "torch",
                  "gpu": gpu.get("name") if gpu.get("available") else None,
                  "env_kind": env.get("kind"), "lock_hash": env.get("lock_hash"),
                  "measured": (summ.get("samples") or {}).get("measured"),

@@ -173,12 +173,12 @@ def cached_runs_frame(root: Path | None = None, *, model: str | None = None) -> 
     import pandas as pd
 
     from onlinemap.runs.load import flatten
-    from onlinemap.runs.store import effective_status, load_run
+    from onlinemap.runs.store import effective_status, load_run, with_crash_summary
 
     root = Path(root) if root else paths.results_dir()
 
     def read_run(run_dir: Path):
-        rec = load_run(run_dir)
+        rec = with_crash_summary(run_dir, load_run(run_dir))
         row = flatten(rec.to_dict())
         row["status"] = effective_status(rec)
         row[_DIR_COL] = run_dir.name

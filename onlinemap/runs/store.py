@@ -3,8 +3,9 @@
 One directory per run means no two writers ever share a file, so the CLI, a notebook and the
 nightly job can run at once, also from several pods on one network volume. ``run.json`` is
 written atomically at the start (``running``) and at the end (final status). A ``running`` record
-whose driver process is gone (same host, pid dead or reused) is reported as ``crashed``; one from
-another host is left as ``running``, since we cannot see that host's processes.
+whose driver process is gone (same host, pid dead or reused) is reported as ``crashed``, with a
+summary computed from its files (never written back); one from another host is left as
+``running``, since we cannot see that host's processes.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from onlinemap.fileio import overwrite_json_in_place, read_json, write_json_atom
 from onlinemap.runs.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
 
 __all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "iter_runs", "effective_status", "find_run",
-           "driver_identity"]
+           "driver_identity", "with_crash_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +91,14 @@ def load_run(run_dir: Path) -> RunRecord:
         raise ResultsError(f"{path}: schema_version {version} is newer than this onlinemap ({SCHEMA_VERSION})",
                            "upgrade onlinemap (git pull && pip install -e .)")
     from onlinemap.runs.migrate import upgrade
+    from onlinemap.runs.schema import record_type_errors
 
-    return RunRecord.from_dict(upgrade(data))
+    data = upgrade(data)
+    wrong = record_type_errors(data)
+    if wrong:
+        raise ResultsError(f"{path}: not a valid run record ({'; '.join(wrong[:3])})",
+                           "the file was edited or damaged; fix it or remove the run directory")
+    return RunRecord.from_dict(data)
 
 
 def effective_status(record: RunRecord) -> str:
@@ -114,6 +121,18 @@ def effective_status(record: RunRecord) -> str:
         return "running"
 
 
+def with_crash_summary(run_dir: Path, record: RunRecord) -> RunRecord:
+    """Give a ``crashed`` run (no summary: its driver died) one computed from its files, in memory only."""
+    if not record.summary and effective_status(record) == "crashed":
+        from onlinemap.runs.summary import summary_from_disk
+
+        try:
+            record.summary = summary_from_disk(Path(run_dir))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot summarise crashed run %s: %s", Path(run_dir).name, exc)
+    return record
+
+
 def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tuple[Path, RunRecord]]:
     """(run_dir, record) for each readable run, newest first; unreadable runs are skipped with a warning."""
     root = Path(root) if root else paths.results_dir()
@@ -132,7 +151,7 @@ def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tu
             continue
         if model and record.model.lower() != model.lower():
             continue
-        yield run_dir, record
+        yield run_dir, with_crash_summary(run_dir, record)
 
 
 def find_run(run_id: str, root: Path | None = None) -> Path:

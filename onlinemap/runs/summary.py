@@ -12,7 +12,7 @@ from onlinemap.fileio import iter_jsonl
 from onlinemap.harness import events as ev
 from onlinemap.runs import schema as rs
 
-__all__ = ["summarize_run", "TIMED_FIELDS"]
+__all__ = ["summarize_run", "summary_from_disk", "TIMED_FIELDS", "CRASHED_NOTE"]
 
 # the telemetry figures lifted into summary.memory (the whole record stays in summary.telemetry)
 MEMORY_FROM_TELEMETRY = ("nvml_device_used_peak_mb", "nvml_device_baseline_mb", "nvml_device_delta_peak_mb",
@@ -85,3 +85,25 @@ def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None) -> tup
         "predictions": predictions,
     }
     return summary, predictions["invalid"]
+
+
+CRASHED_NOTE = "computed from the files on disk: the driver died before it could summarise the run"
+
+
+def summary_from_disk(run_dir: Path) -> dict:
+    """The summary of a run whose driver died (``crashed``): from samples, predictions and events.
+
+    The driver's telemetry died with it, so its figures are None with that reason. Nothing is
+    written back: run.json stays as the dead driver left it and the run stays ``crashed``.
+    """
+    lifecycle = {}
+    for event in iter_jsonl(run_dir / rs.EVENTS_FILE, warn=False):
+        lifecycle[event.get("event")] = event
+    summary, _invalid = summarize_run(run_dir, lifecycle, None)
+    lost = "the driver died: its telemetry was lost"
+    for key in MEMORY_FROM_TELEMETRY:
+        if key.endswith("_reason"):
+            summary["memory"][key] = lost
+    summary["telemetry"] = {"reason": lost}
+    summary["note"] = CRASHED_NOTE
+    return summary

@@ -1,9 +1,10 @@
 """``onlinemap doctor``: replay every setup check without changing anything, as a table.
 
-Rows: GPU and driver, disk space, pod variables, micromamba, the driver venv, the data, and per model
+Rows: GPU and driver, disk space, a writable ONLINEMAP_HOME, pod variables, micromamba, the driver venv, the data, and per model
 the GPU-architecture verdict, env (lock hash matches + a smoke import run in the env), repo at the
 pinned commit, weights sha256, info files and the last smoke test; cron when the nightly job is
-installed or the cron module exists. Each failure carries the command that fixes it. A model this GPU
+installed or the cron module exists. A malformed model.toml is a failed row of its own (the good
+models are still checked). Each failure carries the command that fixes it. A model this GPU
 cannot run (or any GPU model on a machine without one) is shown as ``n/a`` with the reason and does
 not count; the exit code is 1 when a check that a selected model needs fails.
 """
@@ -48,6 +49,23 @@ def _safe(fn, *args) -> CheckResult:
         return CheckResult(False, f"check raised {type(exc).__name__}: {exc}", "onlinemap doctor --debug")
 
 
+def _home_writable() -> CheckResult:
+    """Can runs be recorded? Create and remove a file in ONLINEMAP_HOME (and the results folder)."""
+    from onlinemap import paths
+
+    home = paths.home()
+    for folder in (home, paths.results_dir()):
+        probe = folder if folder.exists() else next((p for p in folder.parents if p.exists()), folder)
+        try:
+            with tempfile.NamedTemporaryFile(dir=probe, prefix=".onlinemap-doctor-"):
+                pass
+        except OSError as exc:
+            return CheckResult(False, f"{probe} is not writable: {exc.strerror or exc}",
+                               "make ONLINEMAP_HOME a writable folder with free space (ls -ld, df -h), or point "
+                               "ONLINEMAP_HOME elsewhere")
+    return CheckResult(True, f"{home} is writable")
+
+
 def _env_smoke(spec) -> CheckResult:
     """Lock hash matches (resolve_environment) and the smoke imports pass inside the env."""
     from onlinemap.environments import resolve_environment
@@ -83,7 +101,7 @@ def _repo(ctx: SetupContext, spec) -> Optional[CheckResult]:
 
 def doctor_rows(ctx: SetupContext) -> list[Row]:
     from onlinemap.environments.guard import check_gpu_arch
-    from onlinemap.registry.discover import load_models
+    from onlinemap.registry.discover import load_models_and_broken
     from onlinemap.setup import data as d
     from onlinemap.setup import models as m
     from onlinemap.setup.micromamba import check_micromamba
@@ -103,6 +121,7 @@ def doctor_rows(ctx: SetupContext) -> list[Row]:
                     f"{f['home_free_gb']} GB free at {f['home']}; container disk {f['container_free_gb']} GB free"
                     + (f"; /workspace {f['workspace_free_gb']} GB free ({f['workspace_fstype']})" if f["workspace"] else ""),
                     sys_chk.fix))
+    rows.append(_row("system", "home writable", _safe(_home_writable)))
     for w in sys_chk.warnings:
         rows.append(Row("system", "storage", WARN, w, "see docs/runpod.md (volume vs network disk)", counts=False))
     rows.append(Row("system", "pod", OK if f["pod"] else NA,
@@ -117,7 +136,10 @@ def doctor_rows(ctx: SetupContext) -> list[Row]:
     rows.append(_row("data", "dataroot", _safe(d.data_stage().check, ctx)))
 
     selected = {s.name for s in ctx.models}
-    for spec in load_models():
+    specs, broken = load_models_and_broken()
+    for name, exc in broken.items():
+        rows.append(Row(name, "model.toml", FAIL, exc.message, exc.hint))
+    for spec in specs:
         area = spec.name
         if spec.name not in selected:
             why = ctx.unselected.get(spec.name, "not selected (--models)")

@@ -25,7 +25,7 @@ STAGE_NAMES = GLOBAL_STAGES + MODEL_STAGES + ("cron",)
 
 def select_models(models: Optional[str], gpu: dict) -> tuple[list, dict]:
     """(specs to set up, {name: why not}) for ``--models A,B`` or the default (all this GPU supports)."""
-    from onlinemap.registry.discover import find_model, load_models
+    from onlinemap.registry.discover import find_model, load_models_and_broken
 
     if models and models.strip().lower() != "all":
         names = [m.strip() for m in models.split(",") if m.strip()]
@@ -39,7 +39,10 @@ def select_models(models: Optional[str], gpu: dict) -> tuple[list, dict]:
             cc = float(gpu.get("compute_capability"))
         except (TypeError, ValueError):
             cc = None
-    for spec in load_models():
+    specs, broken = load_models_and_broken()
+    for name, exc in broken.items():   # shown by doctor as a failed row; the good models go on
+        unselected[name] = f"model.toml is malformed: {exc.one_line()}"
+    for spec in specs:
         if spec.env_kind == "host" or spec.gpu.cpu_ok:
             chosen.append(spec)
         elif not gpu.get("available"):

@@ -16,11 +16,16 @@ from onlinemap import paths
 from onlinemap.setup.stages import CheckResult, SetupContext, Stage
 
 __all__ = ["system_facts", "disk_free_gb", "mount_fstype", "is_network_fs", "system_stage", "driver_stage",
-           "MIN_FREE_GB_REFERENCE", "MIN_FREE_GB_PER_CONDA_MODEL", "POD_VARS"]
+           "missing_system_libs", "MODEL_SYSTEM_LIBS", "MIN_FREE_GB_REFERENCE", "MIN_FREE_GB_PER_CONDA_MODEL",
+           "POD_VARS"]
 
 MIN_FREE_GB_REFERENCE = 1.0        # driver venv exists already; synthetic data + results
 MIN_FREE_GB_PER_CONDA_MODEL = 15.0  # env (~6-9 GB with CUDA libs) + repo + weights + build (docs/runpod.md)
 POD_VARS = ("RUNPOD_POD_ID", "RUNPOD_GPU_COUNT", "RUNPOD_DC_ID", "RUNPOD_VOLUME_ID")
+#: shared libraries the model envs load from the system: opencv-python (non-headless, pinned by every
+#: pack; mmcv imports cv2 at import time) links libGL and glib, which minimal pod images lack
+#: ("ImportError: libGL.so.1: cannot open shared object file"). Debian/Ubuntu packages in the fix.
+MODEL_SYSTEM_LIBS = {"libGL.so.1": "libgl1", "libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib2.0-0"}
 _NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "fuse", "fuse.moosefs", "moosefs", "ceph", "fuse.ceph", "glusterfs",
                "fuse.glusterfs", "9p", "lustre", "fuse.juicefs", "fuse.sshfs")
 
@@ -83,6 +88,19 @@ def system_facts(ctx: Optional[SetupContext] = None) -> dict:
     }
 
 
+def missing_system_libs(libs=None) -> list:
+    """The libraries in ``libs`` (default :data:`MODEL_SYSTEM_LIBS`) the dynamic loader cannot open."""
+    import ctypes
+
+    missing = []
+    for name in libs if libs is not None else MODEL_SYSTEM_LIBS:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
 def _gpu_line(gpu: dict) -> str:
     if not gpu.get("available"):
         return f"no NVIDIA GPU ({gpu.get('reason') or 'NVML not available'})"
@@ -128,6 +146,12 @@ def _check_system(ctx: SetupContext) -> CheckResult:
     if free is not None and free < need:
         return CheckResult(False, f"not enough disk: {detail}",
                            "free space under ONLINEMAP_HOME, grow the pod's volume, or set fewer --models", warnings)
+    libs = missing_system_libs() if ctx.conda_models else []
+    if libs:
+        apt = sorted({MODEL_SYSTEM_LIBS.get(lib, lib) for lib in libs})
+        return CheckResult(False, f"the model envs' opencv-python (imported by mmcv) needs {', '.join(libs)}, "
+                                  f"which this system lacks; {detail}",
+                           f"apt-get update && apt-get install -y {' '.join(apt)}", warnings)
     return CheckResult(True, detail + "".join(f" | warning: {w}" for w in warnings), None, warnings)
 
 

@@ -8,7 +8,8 @@ sampler on the launched pid, and stops it when the process ends, times out or is
                                env=child_env)
     sampler.take_baseline()
     proc = launch(...)
-    sampler.start(root_pid=proc.pid)
+    sampler.start()                  # GPU figures from the launch on
+    sampler.track(worker_pid)        # host tree rooted at the model process, once it is known
     ...
     record = sampler.stop()      # idempotent; a plain JSON-ready dict with RECORD_KEYS
 
@@ -96,6 +97,7 @@ class TelemetryRecord:
     host_rss_peak_mb: float | None = None
     host_cpu_time_s: float | None = None
     host_reason: str | None = None
+    host_root_pid: int | None = None
     sampler_cpu_s: float | None = None
     sampler_cpu_pct: float | None = None
     notes: list = field(default_factory=list)
@@ -243,8 +245,12 @@ class TelemetrySampler:
         return _mb(mem.used)
 
     # -- run ----------------------------------------------------------------------------------
-    def start(self, root_pid: int) -> None:
-        """Start sampling the process tree under ``root_pid`` in a daemon thread."""
+    def start(self, root_pid: int | None = None) -> None:
+        """Start sampling in a daemon thread; the host tree under ``root_pid`` (or later, :meth:`track`).
+
+        The runner passes no root: what it launched is ``conda run`` or another launcher, whose
+        own memory is not the model's; it calls :meth:`track` with the worker's pid instead.
+        """
         with self._lock:
             if self._thread is not None or self._record is not None:
                 raise RuntimeError("TelemetrySampler.start() called twice or after stop(); "
@@ -254,13 +260,10 @@ class TelemetrySampler:
                 if self._baseline is not None:
                     self._notes.append("baseline taken at start(), after launch: "
                                        "the delta may miss memory the model took before that")
-            self._tree_pids = frozenset({int(root_pid)})
-            try:
-                from onlinemap.telemetry.host import ProcessTreeTracker
-
-                self._host = ProcessTreeTracker(root_pid)
-            except ImportError:
-                self._host_reason = "psutil not installed"
+            if root_pid is not None:
+                self.track(root_pid)
+            else:
+                self._host_reason = "the model process never reported its pid (no started event)"
             if self._stop_event.is_set():  # stop() ran from a signal handler during start()
                 return
             if self.csv_path is not None:
@@ -269,6 +272,21 @@ class TelemetrySampler:
             self._thread = threading.Thread(target=self._run, name=f"telemetry-{self.device}",
                                             daemon=True)
             self._thread.start()
+
+    def track(self, root_pid: int) -> None:
+        """Root the host tree (and the pids matched against NVML) at ``root_pid`` from now on."""
+        with self._lock:
+            if self._host is not None and self._host.root_pid == int(root_pid):
+                return
+            try:
+                from onlinemap.telemetry.host import ProcessTreeTracker
+            except ImportError:
+                self._host_reason = "psutil not installed"
+                return
+            tracker = ProcessTreeTracker(root_pid)
+            self._tree_pids = frozenset({int(root_pid)})
+            self._host = tracker   # one assignment: the sampler thread sees the old or the new tree
+            self._host_reason = None
 
     def _open_csv(self) -> None:
         try:
@@ -304,11 +322,12 @@ class TelemetrySampler:
 
     def _tick(self, t: float) -> None:
         rss_mb = None
-        if self._host is not None and self._ticks % self.host_every == 0:
-            s = self._host.sample()
+        host = self._host
+        if host is not None and self._ticks % self.host_every == 0:
+            s = host.sample()
             if s is not None:
                 rss_mb = s.rss_bytes / MIB
-                self._tree_pids = s.pids | {self._host.root_pid}
+                self._tree_pids = s.pids | {host.root_pid}
         dev_mb = proc_mb = util = power = None
         if self._gpu_ready:
             nv, h = self._nvml, self._ref.handle
@@ -441,6 +460,7 @@ class TelemetrySampler:
             cpu = h["cpu_time_s"]
             rec.host_cpu_time_s = None if cpu is None else round(cpu, 4)
             rec.host_reason = h["reason"]
+            rec.host_root_pid = self._host.root_pid
         else:
             rec.host_reason = self._host_reason or REASON_NOT_STARTED
         rec.notes = notes

@@ -191,3 +191,20 @@ def test_synth_openlane_cli_and_its_refusal(tmp_path, om_home):
     assert out.returncode == 0, out.stderr
     assert "wrote 2 frames in 1 segments" in out.stdout
     assert openlane_index.detect_collection(str(tmp_path / "new")) == "data_dict_subset_A_val"
+
+
+def test_without_dataroot_an_openlane_model_uses_the_synthetic_subset(om_home, monkeypatch, tmp_path):
+    from onlinemap.readiness import check_model
+    from onlinemap.registry import find_model
+
+    spec = find_model("olv2ref")
+    monkeypatch.delenv("OPENLANE_V2_ROOT", raising=False)
+    data = [c for c in check_model(spec) if c.step == "data"][0]
+    assert not data.ok and data.fix == "onlinemap data synth --openlane"      # its own default folder only
+    monkeypatch.setenv("OPENLANE_V2_ROOT", str(tmp_path))                   # a user's path: never synth over it
+    data = [c for c in check_model(spec) if c.step == "data"][0]
+    assert not data.ok and "data synth" not in data.fix
+    monkeypatch.delenv("OPENLANE_V2_ROOT")
+    assert run_cli("data", "synth", "--openlane", "--scenes", "1", "--samples-per-scene", "3").returncode == 0
+    out = run_cli("test", "--model", "olv2ref", "--device", "cpu", "--samples", "2", "--warmup", "1", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from onlinemap.data.synth import LOCATIONS, MARKER
+from onlinemap.data.synth_map import ROAD_Y
 
 VERSION = "v1.0-mini"
 
@@ -138,3 +139,21 @@ def test_some_scenes_turn_90_degrees_within_3_s(nusc, synth_root):
     assert abs(turned["scene-0916"] - math.pi / 2) < math.radians(1)  # the second turns left by 90 degrees in 3 s
     marker = json.loads((synth_root / MARKER).read_text())
     assert marker["turning_scenes"] == ["scene-0916"] and marker["complete"] is True
+
+
+def test_a_turning_ego_turns_into_a_mapped_side_road(nusc, synth_root):
+    """After its turn the ego drives in a lane of the side road, as the map API finds it."""
+    from nuscenes.map_expansion.map_api import NuScenesMap
+
+    scene = next(s for s in nusc.scene if s["name"] == "scene-0916")
+    location = nusc.get("log", scene["log_token"])["location"]
+    m = NuScenesMap(dataroot=str(synth_root), map_name=location)
+    sample = nusc.get("sample", scene["last_sample_token"])
+    ego = nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["CAM_FRONT"])["ego_pose_token"])
+    x, y = ego["translation"][:2]
+    assert y > ROAD_Y[1] + 2.0                                     # off the main road: on the side road
+    lane = m.record_on_point(x, y, "lane")
+    assert lane, (x, y)
+    arc = m.arcline_path_3[lane][0]
+    assert abs(arc["start_pose"][2] - math.pi / 2) < 1e-9            # the lane drives towards +y, as the ego
+    assert abs(_yaw(ego["rotation"]) - math.pi / 2) < math.radians(6)

@@ -15,6 +15,7 @@ import pytest
 from tests.environments import channel as ch
 
 FAKECONDA = Path(__file__).resolve().parent.parent / "fixtures" / "fakeconda" / "micromamba"
+CONDA_LOCK = "conda-lock==4.0.3"
 
 
 @dataclass
@@ -54,6 +55,19 @@ def fakeconda(tmp_path, monkeypatch, om_home) -> FakeConda:
                 "TORCH_CUDA_ARCH_LIST"):
         monkeypatch.delenv(var, raising=False)
     return FakeConda(fb, log)
+
+
+@pytest.fixture(scope="session")
+def conda_lock_python(tmp_path_factory) -> Path:
+    """A venv holding the real conda-lock alone (as pipx would), so the driver's venv stays as users have it."""
+    venv = tmp_path_factory.mktemp("conda-lock-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", CONDA_LOCK],
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.skip(f"could not install {CONDA_LOCK} from PyPI: {proc.stderr.strip().splitlines()[-1:]}")
+    return py
 
 
 @pytest.fixture(scope="session")

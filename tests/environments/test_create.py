@@ -193,3 +193,34 @@ def test_lock_parser_one_line_errors(tmp_path, text, expected):
     with pytest.raises(SpecError, match=expected) as exc:
         load_lock(path)
     assert exc.value.exit_code == 4 and "\n" not in exc.value.one_line()
+
+
+@pytest.mark.parametrize("manager", ["micromamba", "mamba", "conda"])
+@pytest.mark.parametrize("bad", [{"sha256": "0" * 64}, {"md5": "0" * 32}])
+def test_local_archive_hash_mismatch_refused_before_any_manager_runs(manager, bad, fakeconda, make_pack, channel,
+                                                                     git_redirect, om_home):
+    """Real conda installs a file:// archive whose hash does not match (the stand-in, like it, does not
+    check): onlinemap must hash every local archive against the lock itself, for every manager."""
+    good = channel["pkgs"]["hello-mod"]
+    hashes = {"sha256": good.sha256, "md5": good.md5, **bad}
+    spec = make_pack(lock=lock_with(channel, override={"hello-mod": {"hash": hashes}}))
+    from onlinemap.environments.integrity import HashMismatchError
+
+    with pytest.raises(HashMismatchError, match="hello-mod 1.0") as exc:
+        create(spec, manager=manager, skip_weights=True)
+    assert "\n" not in exc.value.one_line() and ("sha256" if "sha256" in bad else "md5") in exc.value.message
+    assert not [c for c in fakeconda.calls() if c["argv"][:1] == ["create"]]      # no manager touched the prefix
+    assert not list((om_home / "envs").glob("FakeMap-*"))
+
+
+def test_stand_in_installs_a_mismatching_archive_as_real_conda_does(fakeconda, channel, tmp_path):
+    """The stand-in itself must not check hashes (real conda does not on file://): else the test above
+    could pass with onlinemap's own check missing."""
+    import subprocess
+
+    pkg = channel["pkgs"]["hello-mod"]
+    explicit = tmp_path / "x.explicit.txt"
+    explicit.write_text(f"@EXPLICIT\n{pkg.url}#{'0' * 32}\n")
+    out = subprocess.run([fakeconda.exe("conda"), "create", "-y", "-p", str(tmp_path / "p"), "--file", str(explicit)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr

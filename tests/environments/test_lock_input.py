@@ -21,7 +21,6 @@ from onlinemap.registry.spec import load_model_spec
 
 REPO = Path(__file__).resolve().parents[2]
 PACKS = ["MapTR", "PETR", "StreamPETR", "TopoMLP", "VAD"]
-CONDA_LOCK = "conda-lock==4.0.3"
 
 # the wheels the real pages list for these pins (file names as upstream publishes them)
 PAGES = {
@@ -90,19 +89,6 @@ def test_every_pack_becomes_options_free(model, tmp_path):
     original = yaml.safe_load(spec.environment_file.read_text())
     assert [d for d in doc["dependencies"] if not isinstance(d, dict)] == \
         [d for d in original["dependencies"] if not isinstance(d, dict)]             # the conda part is untouched
-
-
-@pytest.fixture(scope="session")
-def conda_lock_python(tmp_path_factory) -> Path:
-    """A venv holding conda-lock alone (as pipx would), so the driver's venv stays as users have it."""
-    venv = tmp_path_factory.mktemp("conda-lock-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", CONDA_LOCK],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.skip(f"could not install {CONDA_LOCK} from PyPI: {proc.stderr.strip().splitlines()[-1:]}")
-    return py
 
 
 _PARSE = """

@@ -196,3 +196,21 @@ def test_state_reset_rules(demo):
     assert demo.needs_state_reset(None, a0) and not demo.needs_state_reset(a0, a1)
     assert demo.needs_state_reset(a0, {"scene_token": "s1", "index_in_scene": 2})
     assert demo.needs_state_reset(a1, {"scene_token": "s2", "index_in_scene": 0})
+
+
+def test_plan_keeps_vads_lidar_reference_point(demo):
+    """VAD's plan is the future LiDAR position in the current LiDAR frame: the adapter turns it into
+    ego axes by lidar2ego's yaw and adds no lever arm (the evaluator scores it against the LiDAR's own
+    path, tests/evaluation/test_planning_vs_vad.py). With nuScenes' LIDAR_TOP extrinsics a 90 deg
+    left turn (LiDAR frame: forward +y, left -x) comes out forward +x, left +y, starting at the origin."""
+    lidar2ego = [0.7077955119163518, -0.006492242056004365, 0.010646214713995808, -0.7063073142877817]
+    r = 8.0 * 3.0 / (math.pi / 2)                        # radius of a 90 deg arc driven in 3 s at 8 m/s
+    angles = [math.pi / 2 * (k + 1) / 6 for k in range(6)]
+    lidar = [[-(r - r * math.cos(a)), r * math.sin(a)] for a in angles]
+    offsets = [[lidar[0][0], lidar[0][1]]] + [[lidar[k][0] - lidar[k - 1][0], lidar[k][1] - lidar[k - 1][1]]
+                                                for k in range(1, 6)]
+    cumulative, waypoints = demo.plan_waypoints(torch.tensor([offsets] * 3), 2, lidar2ego)
+    for (lx, ly), (c0, c1), (ex, ey) in zip(lidar, cumulative, waypoints):
+        assert (c0, c1) == pytest.approx((lx, ly), abs=1e-5)
+        assert math.hypot(ex, ey) == pytest.approx(math.hypot(lx, ly), abs=1e-5)   # a rotation, no shift
+    assert waypoints[-1][0] == pytest.approx(r, rel=0.02) and waypoints[-1][1] == pytest.approx(r, rel=0.02)

@@ -92,7 +92,7 @@ def test_detection_ego_frame_boxes_are_moved_to_global(nusc, gt_detections):
     ego_det = dict(det, center=list(local), yaw=det["yaw"] - q.yaw_pitch_roll[0], frame="ego", velocity=[None, None])
     box = to_submission_boxes(nusc, {"sample_token": token, "detections_3d": [ego_det]})[0]
     assert box["translation"] == pytest.approx(det["center"], abs=1e-6)
-    assert box["velocity"] == [0.0, 0.0]
+    assert all(math.isnan(v) for v in box["velocity"])   # unknown stays unknown, as the devkit's GT
     assert Quaternion(box["rotation"]).yaw_pitch_roll[0] == pytest.approx(det["yaw"], abs=1e-9)
 
 
@@ -108,3 +108,54 @@ def _ego_xy(nusc, token):
     sample = nusc.get("sample", token)
     pose = nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
     return np.asarray(pose["translation"][:2])
+
+
+def test_detection_ego_boxes_on_a_tilted_pose_keep_the_full_rotation(nusc, gt_detections):
+    """On a pitched and rolled ego pose an ego-frame box's global orientation is pose * yaw (what
+    mmdet3d's lidar_nusc_box_to_global does with the devkit's Box); adding the pose's yaw alone is
+    off by more than 1e-4 rad here."""
+    from nuscenes.utils.data_classes import Box
+    from pyquaternion import Quaternion
+
+    token = next(iter(gt_detections))
+    sample = nusc.get("sample", token)
+    pose = nusc.get("ego_pose", nusc.get("sample_data", sample["data"]["LIDAR_TOP"])["ego_pose_token"])
+    saved = pose["rotation"]
+    q = Quaternion(saved) * Quaternion(axis=[0, 1, 0], angle=math.radians(3)) * Quaternion(axis=[1, 0, 0],
+                                                                                         angle=math.radians(2))
+    pose["rotation"] = list(q.elements)
+    try:
+        det = {"label": "car", "score": 0.5, "center": [8.0, 3.0, 0.5], "size": [1.9, 4.6, 1.7], "yaw": 0.7,
+               "velocity": [2.0, 0.5], "frame": "ego"}
+        box = to_submission_boxes(nusc, {"sample_token": token, "detections_3d": [det]})[0]
+    finally:
+        pose["rotation"] = saved
+    ref = Box(det["center"], det["size"], Quaternion(axis=[0, 0, 1], angle=det["yaw"]), velocity=(2.0, 0.5, 0.0))
+    ref.rotate(q)
+    ref.translate(np.asarray(pose["translation"]))
+    assert box["translation"] == pytest.approx(list(ref.center), abs=1e-9)
+    assert box["velocity"] == pytest.approx(list(ref.velocity[:2]), abs=1e-9)
+    from nuscenes.eval.common.utils import quaternion_yaw   # the yaw the devkit's AOE compares
+
+    got_yaw = quaternion_yaw(Quaternion(box["rotation"]))
+    assert got_yaw == pytest.approx(quaternion_yaw(ref.orientation), abs=1e-12)
+    assert abs(got_yaw - (det["yaw"] + q.yaw_pitch_roll[0])) > 1e-4   # the yaw-only sum the old code used
+
+
+def test_detection_unknown_velocity_is_left_out_of_mave(nusc, synth_root, gt_detections):
+    """GT-equal boxes, every other car with a null velocity: those carry NaN, which the devkit's
+    cummean leaves out, so the car AVE stays that of the exact ones (0); filled with 0 (the old
+    rule) they would count the GT speeds of moving cars."""
+    preds = _preds(gt_detections)
+    moving, n = 0, 0
+    for p in preds:
+        for det in p["detections_3d"]:
+            if det["label"] == "car" and det["velocity"][0] is not None:
+                n += 1
+                if n % 2:
+                    moving += np.hypot(*det["velocity"]) > 0.5
+                    det["velocity"] = [None, None]
+    assert moving > 0
+    result = evaluate_detection(preds, synth_root, VERSION, nusc=nusc)
+    assert result["per_class"]["car"]["AVE"] == pytest.approx(0.0, abs=1e-6)
+    assert result["per_class"]["car"]["AP"] == pytest.approx(1.0)

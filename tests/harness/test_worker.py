@@ -106,7 +106,7 @@ def test_worker_stops_itself_when_the_driver_disappears(tmp_path, synth_root):
     job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "slowref" / "demo.py", 40, parent_pid=parent.pid)
     worker = subprocess.Popen([sys.executable, str(WORKER), str(job)], env={**os.environ, "ONLINEMAP_TEST_SLEEP_S": "0.2"},
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 300   # waits on the event, however slow loading torch is
     while time.time() < deadline and not (tmp_path / "samples.jsonl").exists():
         time.sleep(0.1)
     parent.send_signal(signal.SIGKILL)
@@ -114,3 +114,47 @@ def test_worker_stops_itself_when_the_driver_disappears(tmp_path, synth_root):
     assert worker.wait(timeout=30) == 3
     assert "driver process" in worker.stderr.read()
     assert len(read_jsonl(tmp_path / "samples.jsonl")) < 40
+
+
+def test_worker_behind_a_launcher_stops_when_the_driver_is_killed_and_its_stderr_pipe_is_dead(tmp_path, synth_root):
+    """The real shape: driver -> launcher (bash, as conda run's) -> worker, stderr a pipe to the driver.
+
+    When the driver is SIGKILLed its pipe has no reader: the watcher's goodbye line raises
+    BrokenPipeError, which once ended the watcher thread instead of the worker. The launcher stays
+    alive, so only the watcher (not PR_SET_PDEATHSIG) can notice; each sample takes 2 s, so the
+    worker would run for a minute on its own.
+    """
+    job = tmp_path / "job.json"
+    template = make_job(tmp_path, synth_root, FIXTURES / "envs" / "slowref" / "demo.py", 30, count=30, warmup=0)
+    driver_code = (
+        "import json, os, subprocess, sys, time\n"
+        f"job = json.load(open({str(template)!r}))\n"
+        "job['parent_pid'] = os.getpid()\n"
+        f"json.dump(job, open({str(job)!r}, 'w'))\n"
+        f"subprocess.Popen(['bash', '-c', {sys.executable!r} + ' ' + {str(WORKER)!r} + ' ' + {str(job)!r} + '; exit $?'],\n"
+        "                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+        "time.sleep(600)\n")
+    driver = subprocess.Popen([sys.executable, "-c", driver_code], env={**os.environ, "ONLINEMAP_TEST_SLEEP_S": "2.0"})
+    events = tmp_path / "events.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (tmp_path / "samples.jsonl").is_file():
+        time.sleep(0.05)
+    assert (tmp_path / "samples.jsonl").is_file(), "the worker never loaded"
+    worker = next(e["pid"] for e in read_jsonl(events) if e["event"] == "started")
+    import psutil
+
+    assert psutil.Process(worker).parent().name() == "bash"
+    driver.kill()
+    killed = time.monotonic()
+    driver.wait()
+
+    def gone():
+        try:
+            return psutil.Process(worker).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    while time.monotonic() - killed < 2.0 and not gone():
+        time.sleep(0.02)
+    assert gone(), "the worker outlived its SIGKILLed driver"
+    assert len(read_jsonl(tmp_path / "samples.jsonl")) < 30

@@ -2,10 +2,14 @@
 exit code, every finished sample kept, no process left holding the device.
 
 Rows: model crash mid-run, exception, out of memory, hang (inactivity timeout, grandchild killed),
-wall-clock timeout, SIGINT / SIGTERM / SIGKILL to the driver, a full disk (real tmpfs) and an
+wall-clock timeout, SIGINT / SIGTERM to the driver (SIGKILL and SIGHUP: test_driver_death.py), a full disk (real tmpfs) and an
 injected write failure, 20 concurrent drivers, a corrupt run in the listing, env info that does not
 match its prefix, a corrupt lock file, a wrong weight sha256, the same setup twice at once.
 The env machinery's own unit tests (tests/environments/) cover these last rows module by module.
+
+No budget here includes importing torch or loading a model: rows with a short timeout use the
+torch-free crashref pack (it loads in Python's start-up time); rows that need torch wait on an event
+(the first samples on disk) with a generous deadline, never on a guess of how long loading takes.
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import psutil
 import pytest
 
 from tests.conftest import REPO, only_run_dir, read_jsonl, run_cli
+from tests.reliability.signals import default_signals
 
 
 def _gone(pid: int) -> bool:
@@ -78,33 +83,6 @@ def test_a_full_disk_keeps_finished_samples_and_a_final_status(om_home, tiny_dis
     assert 5 < len(kept) < 35 and record["summary"]["samples"]["ok"] == len(kept)
 
 
-def test_a_driver_killed_with_sigkill_is_reported_as_crashed(om_home):
-    env = dict(os.environ, ONLINEMAP_TEST_SLEEP_S="0.2")
-    driver = subprocess.Popen([sys.executable, "-m", "onlinemap", "test", "--model", "slowref", "-n", "30",
-                               "--warmup", "0", "--device", "cpu"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    run = None
-    while time.time() < deadline:
-        found = list((om_home / "results").glob("*/samples.jsonl")) if (om_home / "results").exists() else []
-        if found and len(read_jsonl(found[0])) >= 3:
-            run = found[0].parent
-            break
-        time.sleep(0.1)
-    assert run is not None
-    worker = read_jsonl(run / "events.jsonl")[0]["pid"]
-    driver.kill()
-    driver.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and not _gone(worker):
-        time.sleep(0.1)
-    assert _gone(worker), "the worker outlived its SIGKILLed driver"
-    rows = json.loads(run_cli("results", "--json", check=True).stdout)
-    assert rows[0]["status"] == "crashed"
-    assert len(read_jsonl(run / "samples.jsonl")) >= 3
-    assert json.loads((run / "run.json").read_text())["status"] == "running"  # the file is never rewritten by readers
-
-
 def test_a_corrupt_run_does_not_break_the_listing(om_home):
     assert run_cli("test", "--model", "crashref", "-n", "1", "--warmup", "0", "--device", "cpu").returncode == 0
     bad = om_home / "results" / "20990101-000000-x-000000"
@@ -122,7 +100,7 @@ def test_twenty_concurrent_benches_write_one_results_directory(om_home):
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=dict(os.environ, ONLINEMAP_TEST_TAG=uuid.uuid4().hex))
              for _ in range(20)]
-    outs = [p.communicate(timeout=240) for p in procs]
+    outs = [p.communicate(timeout=1200) for p in procs]   # 20 drivers on 2 loaded cores: generous
     assert all(p.returncode == 0 for p in procs), [o[1][-300:] for o, p in zip(outs, procs) if p.returncode]
     run_ids = {json.loads(out)["runs"][0]["run_id"] for out, _ in outs}
     assert len(run_ids) == 20
@@ -149,10 +127,9 @@ def test_a_crashing_model_fails_and_keeps_its_samples(om_home):
 
 def test_inactivity_timeout_kills_a_hung_model_and_its_grandchild(om_home, tmp_path):
     pid_file = tmp_path / "gc.pid"
-    proc = run_cli("test", "--model", "slowref", "-n", "5", "--warmup", "0", "--device", "cpu",
+    proc = run_cli("test", "--model", "crashref", "-n", "5", "--warmup", "0", "--device", "cpu",
                    "--inactivity-timeout", "3",
-                   env={"ONLINEMAP_TEST_HANG_AT": "2", "ONLINEMAP_TEST_CHILD_PID_FILE": str(pid_file),
-                        "ONLINEMAP_TEST_SLEEP_S": "0.05"})
+                   env={"ONLINEMAP_TEST_HANG_AT": "2", "ONLINEMAP_TEST_CHILD_PID_FILE": str(pid_file)}, timeout=300)
     assert proc.returncode == 124
     record = json.loads((only_run_dir(om_home) / "run.json").read_text())
     assert record["status"] == "timeout" and "inactivity" in record["error"]["message"]
@@ -167,9 +144,10 @@ def test_interrupting_a_bench_keeps_samples_and_leaves_no_child(om_home, sig, st
     env = dict(os.environ, ONLINEMAP_TEST_SLEEP_S="0.3")
     driver = subprocess.Popen([sys.executable, "-m", "onlinemap", "bench", "--models", "slowref,reference",
                                "--samples", "30", "--warmup", "1", "--device", "cpu"],
-                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              preexec_fn=default_signals)
     results = om_home / "results"
-    deadline = time.time() + 60
+    deadline = time.time() + 300     # waits on the event (3 samples on disk), however slow loading is
     run = None
     while time.time() < deadline:
         runs = list(results.glob("*/samples.jsonl")) if results.exists() else []
@@ -191,8 +169,9 @@ def test_interrupting_a_bench_keeps_samples_and_leaves_no_child(om_home, sig, st
 
 
 def test_wall_clock_timeout_kills_the_run_and_keeps_samples(om_home):
-    proc = run_cli("test", "--model", "slowref", "-n", "30", "--warmup", "0", "--device", "cpu", "--timeout", "4",
-                   env={"ONLINEMAP_TEST_SLEEP_S": "0.3"})
+    # torch-free crashref: the 6 s budget holds Python's start-up and 0.5 s samples, no torch import
+    proc = run_cli("test", "--model", "crashref", "-n", "30", "--warmup", "0", "--device", "cpu", "--timeout", "6",
+                   env={"ONLINEMAP_TEST_CRASHREF_SLEEP_S": "0.5"}, timeout=300)
     assert proc.returncode == 124
     run = only_run_dir(om_home)
     record = json.loads((run / "run.json").read_text())

@@ -369,3 +369,22 @@ def test_a_converter_cwd_outside_the_repo_is_refused(make_pack):
     with pytest.raises(SpecError) as err:
         make_pack("FakeMap", data={"info_files": ["a.pkl"], "converter": ["python", "x.py"], "converter_cwd": "../up"})
     assert "data.converter_cwd" in err.value.message and "inside the repo" in err.value.message
+
+
+def test_missing_opencv_system_libraries_fail_the_system_stage_with_the_apt_fix(tmp_path, monkeypatch):
+    """opencv-python needs libGL / glib from the system; a minimal pod image lacks them (real dlopen here)."""
+    from onlinemap.setup import system
+
+    assert system.missing_system_libs(["libc.so.6", "libonlinemap-does-not-exist.so.9"]) == \
+        ["libonlinemap-does-not-exist.so.9"]
+    monkeypatch.setenv("ONLINEMAP_HOME", str(tmp_path / "h"))
+    monkeypatch.delenv("NUSCENES_ROOT", raising=False)
+    monkeypatch.delenv("ONLINEMAP_ENVS", raising=False)
+    monkeypatch.setattr(system, "disk_free_gb", lambda path: 500.0)
+    monkeypatch.setattr(system, "MODEL_SYSTEM_LIBS", {"libGL-onlinemap-test.so.1": "libgl1"})
+    out = _cli("setup", "run", "--models", "MapTR", "--dry-run", "--json")
+    res = {r["key"]: r for r in json.loads(out.stdout)["results"]}
+    assert out.exit_code == 1 and res["system"]["status"] == "failed"
+    assert "libGL-onlinemap-test.so.1" in res["system"]["detail"] and "apt-get install -y libgl1" in res["system"]["fix"]
+    monkeypatch.setattr(system, "MODEL_SYSTEM_LIBS", {"libc.so.6": "libc6"})
+    assert _cli("setup", "run", "--models", "MapTR", "--dry-run", "--json").exit_code == 0

@@ -48,3 +48,15 @@ def test_setup_never_replaces_a_foreign_folder_at_the_synthetic_path(om_home, mo
     res = _run(_ctx(models="reference"))
     assert res["data"].status == "failed" and "not written by `onlinemap data synth`" in res["data"].detail
     assert (root / "mine.txt").read_text() == "not synthetic" and sorted(p.name for p in root.iterdir()) == ["mine.txt"]
+
+
+def test_an_openlane_model_gets_the_synthetic_subset_a_too(om_home, fakeconda, make_pack, git_redirect, monkeypatch):
+    monkeypatch.delenv("NUSCENES_ROOT")
+    monkeypatch.delenv("OPENLANE_V2_ROOT", raising=False)
+    monkeypatch.setenv("ONLINEMAP_SYNTH_SIZE", "1x2")
+    make_pack("FakeLane", data={"needs": ["openlane_v2"], "info_files": ["data_dict_subset_A_val.pkl"]})
+    res = _run(_ctx(models="FakeLane"))
+    assert res["data"].status == "done", res["data"].detail
+    olv2 = om_home / "data" / "openlane-v2-synth"
+    assert (olv2 / "data_dict_subset_A_val.pkl").is_file() and not (olv2.parent / "openlane-v2-synth.partial").exists()
+    assert res["info:FakeLane"].status == "ok", res["info:FakeLane"].detail   # the collection is its info file
