@@ -1,0 +1,83 @@
+"""The committed verification record (verification/record.json) still vouches for the code in the tree.
+
+The lane (scripts/verify-real-models.sh) runs each model's real upstream code on CPU; it is too slow
+for every test run, so its record carries the sha256 of every file it verified. These tests fail
+when one of them changed since, naming the command that refreshes the record.
+"""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from verification import record as rec
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORD = rec.load()
+PACKS = sorted(p.parent.name for p in (ROOT / "envs").glob("*/model.toml") if p.parent.name != "reference")
+
+
+def test_every_model_pack_is_verified_or_says_why_not():
+    """A pack is covered by the lane (spec + record entry) or listed in the record's not_covered with a reason."""
+    not_covered = RECORD.get("not_covered") or {}
+    missing = [m for m in PACKS if m not in RECORD["models"] and not str(not_covered.get(m) or "").strip()]
+    assert not missing, (f"no verification record entry for {missing}: add verification/models/<M>.toml and run "
+                         f"{rec.RERUN} <MODEL> (or list the pack under not_covered in verification/record.json with why)")
+    for model in RECORD["models"]:
+        assert (ROOT / "verification" / "models" / f"{model}.toml").is_file(), model
+
+
+@pytest.mark.parametrize("model", sorted(RECORD["models"]))
+def test_record_matches_the_files_it_verified(model):
+    entry = RECORD["models"][model]
+    stale = rec.stale_files(ROOT, model, entry)
+    assert not stale, rec.staleness_message(model, stale)
+
+
+@pytest.mark.parametrize("model", sorted(m for m, e in RECORD["models"].items() if e.get("status") == "passed"))
+def test_a_passed_entry_passed_every_stage_with_no_stub_call(model):
+    entry = RECORD["models"][model]
+    stages = ("env", "checkout", "data", "checkpoint", "worker", "checks")
+    assert all(entry["stages"].get(s, {}).get("passed") for s in stages), entry["stages"]
+    assert entry["stub_calls"] == []
+    assert entry["checks"] and all(c["passed"] for c in entry["checks"])
+
+
+def _copy_tree(tmp_path, model):
+    for rel in rec.verified_files(ROOT, model):
+        dest = tmp_path / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, dest)
+    return tmp_path
+
+
+@pytest.mark.parametrize("model", sorted(RECORD["models"]))
+def test_changing_one_line_of_the_adapter_makes_the_record_stale(tmp_path, model):
+    entry = RECORD["models"][model]
+    root = _copy_tree(tmp_path, model)
+    assert rec.stale_files(root, model, entry) == []
+    demo = root / "envs" / model / "demo.py"
+    lines = demo.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("return"))
+    lines[at] = lines[at].replace("return", "return  ", 1)   # one line, same behaviour: still stale
+    demo.write_text("".join(lines))
+    stale = rec.stale_files(root, model, entry)
+    assert stale == [f"envs/{model}/demo.py"]
+    message = rec.staleness_message(model, stale)
+    assert f"scripts/verify-real-models.sh {model}" in message and "envs/" in message
+
+
+def test_a_new_or_removed_patch_file_makes_the_record_stale(tmp_path):
+    model = next(iter(sorted(RECORD["models"])), None)
+    if model is None:
+        pytest.skip("no record entry yet")
+    entry = RECORD["models"][model]
+    root = _copy_tree(tmp_path, model)
+    extra = root / "envs" / model / "patches" / "modern" / "repo" / "9999-new.patch"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("--- a/x\n+++ b/x\n")
+    assert f"envs/{model}/patches/modern/repo/9999-new.patch" in rec.stale_files(root, model, entry)
+    extra.unlink()
+    gone = next(rel for rel in entry["files"] if "/patches/" in rel) if any("/patches/" in r for r in entry["files"]) else None
+    if gone:
+        (root / gone).unlink()
+        assert gone in rec.stale_files(root, model, entry)
