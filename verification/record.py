@@ -2,7 +2,7 @@
 
 Why. The lane takes minutes per model, so it cannot run in every test; instead its last result is
 committed with the sha256 of every file it verified (the adapter, ``model.toml``, the shared adapter
-code, the pack's patch files and the lane's own model spec). ``stale_files`` says which of them
+code, the pack's patch series the lane applies and the lane's own model spec). ``stale_files`` says which of them
 changed since; tests/verification/ fails on any, naming the command that refreshes the record.
 """
 from __future__ import annotations
@@ -25,10 +25,21 @@ def verified_files(root: Path, model: str) -> list[str]:
     pack = root / "envs" / model
     files = [pack / "demo.py", pack / "model.toml", root / "verification" / "models" / f"{model}.toml"]
     files += sorted((root / "envs" / "_shared").glob("*.py"))
-    patches = pack / "patches"
-    if patches.is_dir():
-        files += sorted(p for p in patches.rglob("*") if p.is_file())
+    for series in applied_series(root, model):    # only what the lane applies: a GPU-only series it
+        folder = pack / "patches" / series          # never applies (modern-cuda: op sources) is not vouched for
+        if folder.is_dir():
+            files += sorted(p for p in folder.rglob("*") if p.is_file())
     return [p.relative_to(root).as_posix() for p in files if p.is_file()]
+
+
+def applied_series(root: Path, model: str) -> list[str]:
+    """The patch series (``envs/<model>/patches/<series>/``) the lane's spec applies, in order."""
+    import tomllib
+
+    spec = root / "verification" / "models" / f"{model}.toml"
+    if not spec.is_file():
+        return []
+    return list(tomllib.loads(spec.read_text()).get("patches", {}).get("series", []))
 
 
 def sha256(path: Path) -> str:

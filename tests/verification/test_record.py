@@ -81,3 +81,18 @@ def test_a_new_or_removed_patch_file_makes_the_record_stale(tmp_path):
     if gone:
         (root / gone).unlink()
         assert gone in rec.stale_files(root, model, entry)
+
+
+def test_a_patch_series_the_lane_does_not_apply_leaves_the_record_fresh(tmp_path):
+    """The GPU variant's op-source patches (e.g. patches/modern-cuda/) are not run by the CPU lane, so
+    the record does not vouch for them and adding one does not make it stale."""
+    model = next(iter(sorted(RECORD["models"])), None)
+    if model is None:
+        pytest.skip("no record entry yet")
+    entry = RECORD["models"][model]
+    root = _copy_tree(tmp_path, model)
+    assert "modern-cuda" not in rec.applied_series(root, model)
+    extra = root / "envs" / model / "patches" / "modern-cuda" / "repo" / "0001-op.patch"
+    extra.parent.mkdir(parents=True, exist_ok=True)
+    extra.write_text("--- a/x\n+++ b/x\n")
+    assert rec.stale_files(root, model, entry) == []
