@@ -208,6 +208,17 @@ def _judge_drift(entry: ModelNight, runs, results_root: Path | None) -> None:
         entry.verdicts.append(Verdict("output_drift", "unmeasured", note=f"drift not judged: {exc}"))
 
 
+def _write_dashboard(results_root: Path | None) -> None:
+    """Update the HTML dashboard in ``nightly/site/`` (incremental: only new or changed runs are redrawn)."""
+    from onlinemap.dashboard import build_site
+
+    try:
+        site = build_site(nightly_dir() / "site", results_root=results_root)
+        log.info("dashboard: %s (%s runs, %s redrawn)", site["index"], site["runs"], site["rebuilt"])
+    except (OSError, OnlinemapError) as exc:   # the night's verdicts stand without the site
+        log.warning("dashboard not written: %s", exc)
+
+
 def run_dir_dataset_key(run_dir: Path) -> tuple:
     """:func:`dataset_key` of one run folder (for ``onlinemap nightly --golden RUN``)."""
     rec = read_json(Path(run_dir) / "run.json")
@@ -271,6 +282,8 @@ def run_nightly(config: NightlyConfig, *, force: bool = False, night: str | None
         from onlinemap.nightly.report import write_report
 
         result.report = write_report(result, config, plots=plots)
+        if plots:
+            _write_dashboard(results_root)
         state["result"] = {"exit_code": result.exit_code, "report": str(result.report)}
         write_json_atomic(state_path, state)
     return result

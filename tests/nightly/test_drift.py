@@ -16,10 +16,11 @@ CONFIG = ('models = ["reference"]\nsamples = 4\nwarmup = 0\ndevice = "cpu"\nmin_
           '[options]\nimage_height = 32\nimage_width = 32\nwidth = 4\n{extra}')
 
 
-def _night(om_home, night, extra=""):
+def _night(om_home, night, extra="", plots=False):
     cfg = om_home / "nightly.toml"
     cfg.write_text(CONFIG.format(extra=extra))
-    proc = run_cli("nightly", "--config", str(cfg), "--json", "--no-plots", "--night", night, timeout=600)
+    proc = run_cli("nightly", "--config", str(cfg), "--json", *([] if plots else ["--no-plots"]), "--night", night,
+                   timeout=600)
     out = json.loads(proc.stdout)
     (model,) = out["models"]
     drift = next(v for v in model["verdicts"] if v["metric"] == "output_drift")
@@ -33,8 +34,10 @@ def test_perturbed_weight_is_caught_and_unchanged_night_is_not(om_home):
     golden = next((om_home / "nightly" / "golden").iterdir())
     assert json.loads((golden / "golden.json").read_text())["run_id"] == m1["run_id"]
 
-    proc, m2, d2 = _night(om_home, "n2")       # same model, same weights: no drift
+    proc, m2, d2 = _night(om_home, "n2", plots=True)       # same model, same weights: no drift
     assert proc.returncode == 0, (d2, proc.stderr)
+    index = om_home / "nightly" / "site" / "index.html"    # the nightly also updates the HTML dashboard
+    assert index.is_file() and m2["run_id"] in "".join(p.name for p in (index.parent / "runs").iterdir())
     assert d2["status"] == "ok" and d2["current"] == 0.0
     drift = json.loads((Path(m2["run_dir"]) / "drift.json").read_text())
     assert drift["samples"] == 4 and drift["count_changes"] == 0 and drift["golden_run"] == m1["run_id"]
