@@ -42,10 +42,11 @@ def test_perturbed_weight_is_caught_and_unchanged_night_is_not(om_home):
     drift = json.loads((Path(m2["run_dir"]) / "drift.json").read_text())
     assert drift["samples"] == 4 and drift["count_changes"] == 0 and drift["golden_run"] == m1["run_id"]
 
-    proc, m3, d3 = _night(om_home, "n3", "seed = 1\n")   # another weight init: outputs move
+    proc, m3, d3 = _night(om_home, "n3", "seed = 1\n", plots=True)   # another weight init: outputs move
     assert proc.returncode == 1, proc.stderr
     assert d3["status"] == "regressed" and d3["current"] > 1e-3
     assert "output_drift" in (om_home / "nightly" / "n3" / "report.md").read_text()
+    assert (om_home / "nightly" / "n3" / "trend-reference.png").is_file()   # tonight ringed: "output drift"
 
     # a changed env lock starts a new golden set, with the reason, never silently
     meta = json.loads((golden / "golden.json").read_text())
