@@ -34,6 +34,7 @@ COMMANDS = {
     "report": ("onlinemap.cli.report", "report", "Write a report: summary.md, PNG plots, comparison_summary.json."),
     "viz": ("onlinemap.cli.viz", "viz", "Bird's-eye-view PNG of one sample's predictions over ground truth."),
     "export": ("onlinemap.cli.export", "export", "Export a model's forward to ONNX or PT2 inside its env."),
+    "reproduce": ("onlinemap.cli.reproduce", "reproduce", "Run a model on its paper's split; published vs measured, a verdict."),
     "verify": ("onlinemap.cli.verify", "verify", "Compare a backend (onnxruntime, pt2) against PyTorch, tensor by tensor."),
 }
 

@@ -15,7 +15,9 @@ import click
 @click.option("--show-output", is_flag=True, help="echo the models' own output")
 @click.option("--no-plots", is_flag=True, help="skip the trend PNGs")
 @click.option("--json", "as_json", is_flag=True, help="print the night's verdicts as JSON")
-def nightly(config_path, force, night, show_output, no_plots, as_json):
+@click.option("--golden", "golden_run", default=None, metavar="RUN",
+              help="make RUN's predictions the golden set of its model and dataset (output drift), then exit")
+def nightly(config_path, force, night, show_output, no_plots, as_json, golden_run):
     """Run the nightly benchmark and compare each model with its history on the same GPU type.
 
     \b
@@ -23,8 +25,21 @@ def nightly(config_path, force, night, show_output, no_plots, as_json):
     the raw samples; memory peaks > factor x the history median AND above every earlier run.
     Report: ONLINEMAP_HOME/nightly/<night>/report.md (+ trend PNGs). A second start while one runs
     is refused (exit 75); models that already finished tonight are not re-run unless --force.
+    Output drift: predictions vs a golden set (the first good night, or --golden RUN) per model and
+    dataset; beyond the pack's tolerance or a changed count it is a regression too.
     Exit: 0 ok, 1 regression or failed model, 75 locked, 130 interrupted.
     """
+    if golden_run:
+        from onlinemap.nightly.drift import golden_dir, set_golden
+        from onlinemap.nightly.job import nightly_dir, run_dir_dataset_key
+        from onlinemap.runs.store import find_run, load_run
+
+        run_dir = find_run(golden_run)
+        model = load_run(run_dir).model
+        folder = golden_dir(nightly_dir(), model, run_dir_dataset_key(run_dir))
+        set_golden(folder, run_dir, f"chosen: onlinemap nightly --golden {golden_run}")
+        click.echo(f"golden set of {model}: {run_dir.name} ({folder})")
+        sys.exit(0)
     from onlinemap.nightly.config import load_config
     from onlinemap.nightly.job import run_nightly
 
@@ -42,7 +57,8 @@ def nightly(config_path, force, night, show_output, no_plots, as_json):
             click.echo(f"warning: nightly run {r['run_id']} ({r['model']}) crashed", err=True)
         for m in result.models:
             worst = [v for v in m.verdicts if v.status in ("regressed", "improved")]
-            what = ", ".join(f"{v.metric} {v.status} x{v.ratio:.2f}" for v in worst) or \
+            what = ", ".join(f"{v.metric} {v.status} x{v.ratio:.2f}" if v.ratio is not None else f"{v.metric} {v.status}"
+                             for v in worst) or \
                 ("no regression" if m.status == "ok" else (m.reason or ""))
             click.echo(f"{m.model:12} {m.status:11}{' (earlier start)' if m.reused else '':16} {what}")
         click.echo(f"report: {result.report}")

@@ -25,7 +25,7 @@ from onlinemap.nightly.regress import Verdict, latency_verdict, memory_verdict
 
 __all__ = ["NightlyResult", "ModelNight", "run_nightly", "nightly_dir", "gpu_key", "STATE_FILE", "REPORT_FILE",
            "MEMORY_METRICS",
-           "dataset_key", "sample_list_hash"]
+           "dataset_key", "sample_list_hash", "run_dir_dataset_key"]
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,46 @@ def _judge(entry: ModelNight, runs, config: NightlyConfig) -> None:
                               row["run_id"] == entry.run_id))
 
 
+def _judge_drift(entry: ModelNight, runs, results_root: Path | None) -> None:
+    """Append the output-drift verdict (tonight's predictions vs the golden set; nightly/drift.py)."""
+    from onlinemap.nightly.drift import drift_verdict, tolerance_for
+    from onlinemap.registry import find_model
+
+    current = runs[runs["run_id"] == entry.run_id] if not runs.empty else runs
+    if current.empty or not entry.run_dir:
+        return
+    try:
+        folder = find_model(entry.model).folder
+    except OnlinemapError:
+        folder = None
+    try:
+        entry.verdicts.append(drift_verdict(entry.model, Path(entry.run_dir), dataset_key(current.iloc[0]),
+                                            root=nightly_dir(), tolerance=tolerance_for(folder),
+                                            results_root=results_root))
+    except (OSError, ValueError) as exc:   # no predictions.jsonl, an unreadable golden set: said, not judged
+        entry.verdicts.append(Verdict("output_drift", "unmeasured", note=f"drift not judged: {exc}"))
+
+
+def _write_dashboard(results_root: Path | None) -> None:
+    """Update the HTML dashboard in ``nightly/site/`` (incremental: only new or changed runs are redrawn)."""
+    from onlinemap.dashboard import build_site
+
+    try:
+        site = build_site(nightly_dir() / "site", results_root=results_root)
+        log.info("dashboard: %s (%s runs, %s redrawn)", site["index"], site["runs"], site["rebuilt"])
+    except (OSError, OnlinemapError) as exc:   # the night's verdicts stand without the site
+        log.warning("dashboard not written: %s", exc)
+
+
+def run_dir_dataset_key(run_dir: Path) -> tuple:
+    """:func:`dataset_key` of one run folder (for ``onlinemap nightly --golden RUN``)."""
+    rec = read_json(Path(run_dir) / "run.json")
+    settings = rec.get("settings") or {}
+    row = {"settings.dataroot": settings.get("dataroot"), "settings.version": settings.get("version"),
+           "path": str(run_dir)}
+    return dataset_key(row)
+
+
 def run_nightly(config: NightlyConfig, *, force: bool = False, night: str | None = None,
                 results_root: Path | None = None, echo: bool = False, plots: bool = True,
                 lock_path: Path | None = None) -> NightlyResult:
@@ -238,9 +278,12 @@ def run_nightly(config: NightlyConfig, *, force: bool = False, night: str | None
         for entry in result.models:
             if entry.status == "ok":
                 _judge(entry, runs, config)
+                _judge_drift(entry, runs, results_root)
         from onlinemap.nightly.report import write_report
 
         result.report = write_report(result, config, plots=plots)
+        if plots:
+            _write_dashboard(results_root)
         state["result"] = {"exit_code": result.exit_code, "report": str(result.report)}
         write_json_atomic(state_path, state)
     return result

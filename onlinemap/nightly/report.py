@@ -40,6 +40,10 @@ def plot_trend(entry: "ModelNight", path: Path) -> Path | None:
     for x, (_, p50, _, now) in zip(xs, entry.history):
         if now and p50 is not None:
             axes[0].plot([x], [p50], marker="*", markersize=14, color="tab:red", label="tonight")
+            if any(v.metric == "output_drift" and v.regressed for v in entry.verdicts):
+                axes[0].plot([x], [p50], marker="o", markersize=22, markerfacecolor="none", markeredgewidth=2,
+                             color="tab:purple", label="output drift")
+                axes[0].legend(fontsize=7)
     axes[0].set_title(f"{entry.model}: forward p50 (ms)")
     axes[0].set_xlabel("nightly run (oldest → newest)")
     for metric in ("torch_max_allocated_mb", "nvml_device_delta_peak_mb", "host_rss_peak_mb"):

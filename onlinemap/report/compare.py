@@ -58,7 +58,7 @@ ACCURACY_KEYS = {
 ROW_KEYS = (["run_id", "model", "kind", "status", "created", "device", "backend", "gpu", "env_kind", "lock_hash", "measured",
              "p50_ms", "p90_ms", "p99_ms", "mean_ms", "fps"]
             + [k for key in MEMORY_KEYS for k in (key, key[:-3] + "_reason")]
-            + ["has_metrics", "eval_samples"] + list(ACCURACY_KEYS) + ["path"])
+            + ["has_metrics", "eval_samples"] + list(ACCURACY_KEYS) + ["reproduction", "path"])
 
 
 # ------------------------------------------------------------------------------------ selecting runs
@@ -168,6 +168,9 @@ def comparison_row(run_dir: Path) -> dict:
     row["eval_samples"] = (head or {}).get("eval_samples")
     for key in ACCURACY_KEYS:
         row[key] = (head or {}).get(key)
+    rep = (rec.tags or {}).get("reproduction") if isinstance(rec.tags, dict) else None
+    # `onlinemap reproduce` records its verdict here (onlinemap/reproduce.py); None for other runs
+    row["reproduction"] = rep.get("verdict") if isinstance(rep, dict) else None
     row["path"] = str(run_dir)
     return {k: row.get(k) for k in ROW_KEYS}
 

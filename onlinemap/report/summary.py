@@ -82,15 +82,18 @@ def render_summary(rows: Sequence[dict], figures: dict[str, dict | None], *, com
     with_metrics = [r for r in rows if r["has_metrics"]]
     if with_metrics:
         lines += _md_table(["model", "eval samples", "det mAP", "det NDS", "map mAP", "L2 1/2/3 s [m]",
-                            "collision 1/2/3 s"],
+                            "collision 1/2/3 s", "reproduction"],
                            [[r["model"], r["eval_samples"] if r["eval_samples"] is not None else "n/a",
                              fmt_num(r["det_mAP"]), fmt_num(r["det_NDS"]), fmt_num(r["map_mAP"]),
                              " / ".join(fmt_num(r[f"plan_L2_{h}"], 2) for h in ("1s", "2s", "3s")),
-                             " / ".join(fmt_num(r[f"plan_collision_{h}"], 3) for h in ("1s", "2s", "3s"))]
+                             " / ".join(fmt_num(r[f"plan_collision_{h}"], 3) for h in ("1s", "2s", "3s")),
+                             r.get("reproduction") or "-"]
                             for r in with_metrics])
         lines.append("")
         lines.append("Accuracy is computed on the samples each run predicted only (docs/evaluation.md); "
-                     "n/a = the model does not do that task.")
+                     "n/a = the model does not do that task; reproduction = the verdict of "
+                     "`onlinemap reproduce` (reproduces / deviates / not comparable, its run's reproduction.json), "
+                     "- for other runs.")
     without = [r for r in rows if not r["has_metrics"]]
     if without:
         lines += ["", "Not evaluated yet: " + ", ".join(f"{r['model']} (`onlinemap eval {r['run_id']}`)"
