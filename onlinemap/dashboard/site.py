@@ -51,7 +51,7 @@ def _quartiles(values: list[float]) -> list[float] | None:
 
 
 def _setting(rec_raw: dict, name: str) -> str | None:
-    """The stack variant / backend of a run where its record names one (settings, options or env)."""
+    """The stack variant / backend of a run: ``settings.<name>`` as the runner records it (older runs: options, env or tags)."""
     settings = rec_raw.get("settings") or {}
     for where in (settings, settings.get("options") or {}, rec_raw.get("env") or {}, rec_raw.get("tags") or {}):
         if isinstance(where, dict) and where.get(name):
@@ -95,7 +95,7 @@ def _run_page(run_dir: Path, row: dict, entry: dict) -> str:
             "<table>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape('n/a' if v is None else str(v))}</td></tr>" for k, v in (
                 ("status", row["status"]), ("kind", row["kind"]), ("created", row["created"]),
                 ("device", row["device"]), ("GPU", row["gpu"] or "none"), ("variant", entry.get("variant") or "default"),
-                ("backend", entry.get("backend") or "pytorch"), ("env", f"{row['env_kind'] or 'n/a'} {row['lock_hash'] or ''}".strip()),
+                ("backend", entry.get("backend") or "torch"), ("env", f"{row['env_kind'] or 'n/a'} {row['lock_hash'] or ''}".strip()),
                 ("measured samples", row["measured"]), ("p50 / p90 ms", f"{_n(row['p50_ms'])} / {_n(row['p90_ms'])}"),
                 ("det NDS / mAP", f"{_n(row['det_NDS'])} / {_n(row['det_mAP'])}"), ("map mAP", _n(row["map_mAP"])),
                 ("reproduction", entry.get("verdict") or "not checked"))) + "</table>",
@@ -252,7 +252,7 @@ def build_site(out_dir: Path, *, results_root: Path | None = None) -> dict:
             fwd = forward_samples(run_dir)
             entry = {"key": key, "row": row, "q": _quartiles(fwd), "samples": fwd if raw.get("kind") == "nightly" else None,
                      "variant": variant, "backend": backend,
-                     "label": "/".join([row["model"], variant or "default", backend or "pytorch"]),
+                     "label": "/".join([row["model"], variant or "default", backend or "torch"]),
                      "verdict": ((raw.get("tags") or {}).get("reproduction") or {}).get("verdict")
                      if isinstance((raw.get("tags") or {}).get("reproduction"), dict) else None}
             entry["site"] = str(out_dir)

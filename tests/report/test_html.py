@@ -37,7 +37,7 @@ def _nightly_copies(home: Path, ref: Path) -> list[Path]:
         rec = json.loads(json.dumps(base))
         rec.update(run_id=run_id, kind="nightly", created=f"2099-12-0{night + 1}T02:00:00+00:00",
                    gpu={"available": True, "name": "NVIDIA H200"}, tags={"nightly": f"2099-12-0{night + 1}"})
-        rec["settings"] = dict(rec.get("settings") or {}, device="cuda", options={"backend": "tensorrt"})
+        rec["settings"] = dict(rec.get("settings") or {}, device="cuda", backend="tensorrt")
         fwd = sorted(s["forward_ms"] for s in samples)
         rec["summary"]["latency_ms"]["forward"].update(p50=fwd[20], p90=fwd[36], mean=sum(fwd) / 40)
         (d / "run.json").write_text(json.dumps(rec))
@@ -82,7 +82,7 @@ def test_site_pages_links_and_incremental_rebuild(site_home, monkeypatch, tmp_pa
     assert first["runs"] == 9 and first["rebuilt"] == 9 and first["reused"] == 0
     index = (out / "index.html").read_text()
     assert "NVIDIA H200" in index and "no GPU (cpu)" in index
-    assert "reference/default/tensorrt" in index and "crashref/default/pytorch" in index
+    assert "reference/default/tensorrt" in index and "crashref/default/torch" in index
     assert index.count('class="regression"') == 1          # the planted slow night, and only it
     assert 'class="pareto"' in index
     for page in [out / "index.html", *sorted((out / "runs").glob("*.html"))]:
