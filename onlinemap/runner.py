@@ -276,6 +276,9 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         return worker.get("pid")
 
     argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
+    # host / direct launches exec the worker itself: measure it from the first tick, not from its
+    # started event (a fast model can finish before the driver reads that event)
+    launches_worker = len(argv) > 1 and argv[1] == str(WORKER_PATH)
     log.info("launching %s", " ".join(argv))
     from onlinemap.proc import run_supervised
 
@@ -287,7 +290,8 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
             activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
             start_marker=files[rs.EVENTS_FILE], launch_timeout_s=settings.launch_timeout_s,
             worker_pid=worker_pid,
-            on_start=(lambda pid: sampler.start()) if sampler else None, on_tick=on_tick)
+            on_start=(lambda pid: sampler.start(root_pid=pid if launches_worker else None)) if sampler else None,
+            on_tick=on_tick)
     finally:
         if sampler is not None:
             telemetry_record = sampler.stop()

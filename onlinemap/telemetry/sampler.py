@@ -309,6 +309,7 @@ class TelemetrySampler:
                 self._host_reason = "psutil not installed"
                 return
             tracker = ProcessTreeTracker(root_pid)
+            tracker.sample()   # one reading now: a short-lived worker may be gone by the next tick
             self._tree_pids = frozenset({int(root_pid)})
             self._host = tracker   # one assignment: the sampler thread sees the old or the new tree
             self._host_reason = None
