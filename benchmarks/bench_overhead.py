@@ -1,135 +1,254 @@
-"""Driver + harness overhead per sample, and a persistent worker vs one process per sample.
+"""What the driver + harness add per sample, measured so that nothing but the harness differs.
 
-Two measurements, side by side in one run, rounds interleaved (ABAB…) so that machine noise
-hits every variant alike; medians over rounds are reported, as ratios:
+Every side runs as a fresh interpreter in its OWN process session (``start_new_session=True``):
+with ``kernel.sched_autogroup_enabled=1`` each session is its own CPU-share group, so a bare loop
+left in the benchmark's session while the worker got a new one would be scheduled differently
+(the old version of this file reported a negative overhead that way). Both sides run the same
+adapter (``sleepref``, written into the temporary home: the reference model's outputs, but a
+``time.sleep`` forward, so the machine's load cannot inflate the forward), the same sample count
+and the same options. Order is rotated every repetition; medians over repetitions are printed
+with their min-max spread.
 
-1. Per-sample cost through the whole pipeline (driver launches the worker, the worker streams
-   samples and writes samples.jsonl + predictions.jsonl, telemetry on or off) against a bare
-   in-process loop over the same reference adapter (prepare -> forward -> convert, nothing
-   written). The per-sample cost is the steady cadence: time between the ends of consecutive
-   measured samples. The reference model is sized for a ~20 ms forward on a 2-core CPU.
-   Targets: overhead <= 1 ms and <= 2 % per sample.
-2. 20 samples through one persistent worker (launch + load once) against 20 standalone
-   `python envs/reference/demo.py --sample-token …` processes (load per sample, what "one
-   container per sample" costs). Target: >= 10x faster.
+Sides:
+  bare       the adapter's prepare -> forward -> convert in a loop, nothing written
+  harness    ``om.test`` (driver + worker, samples.jsonl + predictions.jsonl), telemetry off
+  telemetry  the same with the telemetry sampler (host tree walk, NVML where present)
 
-    python benchmarks/bench_overhead.py [--samples 100] [--rounds 5]
+Figures per side: median interval between the ends of consecutive measured samples (ms), the
+CPU time of the whole process tree per sample (``os.wait4`` rusage: the side's interpreter plus
+its reaped children, i.e. driver + worker), the driver's own CPU (``time.process_time`` around
+``om.test``), and post-run time (last sample's end -> ``om.test`` returned). CPU per sample is
+also given as the slope between two sample counts, which removes start-up costs.
+``--idle-procs N`` adds N sleeping processes to the machine (costs that scale with the process
+table show up there). The temporary home is removed at the end.
+
+    python benchmarks/bench_overhead.py [--forward-ms 2 20] [--samples 200 2000] [--reps 5]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import REPO, bench_home, median  # noqa: E402
+from benchmarks._common import REPO, median  # noqa: E402
 
-OPTIONS = {"image_height": 256, "image_width": 448, "width": 72}   # ~20 ms forward on the 2-core CPU here (quiet machine)
+WARMUP = 5
+SIDES = ("bare", "harness", "telemetry")
+OPTIONS = {"image_height": 32, "image_width": 56, "width": 8, "num_queries": 20, "num_polylines": 10}
+
+SLEEP_PACK_TOML = """schema_version = 1
+name = "sleepref"
+task = "detection"
+outputs = ["detections_3d", "map_elements"]
+env_kind = "host"
+description = "benchmark only: reference outputs, a sleep as forward"
+[config]
+default = "inline"
+[gpu]
+cpu_ok = true
+"""
+
+SLEEP_PACK_DEMO = '''"""Benchmark-only adapter: the reference model's outputs, computed once; forward = a sleep."""
+import importlib.util
+import os
+import time
+
+_spec = importlib.util.spec_from_file_location("_sleepref_reference", {ref!r})
+_mod = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_mod)
 
 
-def bare_loop(samples: list[dict], warmup: int) -> dict:
+class Adapter(_mod.Adapter):
+    name = "sleepref"
+
+    def load(self):
+        _mod.Adapter.load(self)
+        self.sleep_s = float(self.options.get("sleep_ms", 20)) / 1000.0
+        self._raw = None
+
+    def prepare(self, sample):
+        if self._raw is None:   # one real forward, kept: every later sample converts the same raw
+            raw = _mod.Adapter.forward(self, _mod.Adapter.prepare(self, sample))
+            self._raw = {{k: v.detach().cpu().numpy() for k, v in raw.items() if hasattr(v, "detach")}}
+        rec = self.tables.by_sample[sample["token"]]
+        return {{"ego_pose": self.tables.ego_pose[rec["LIDAR_TOP"]["ego_pose_token"]]}}
+
+    def forward(self, inputs):
+        time.sleep(self.sleep_s)
+        raw = dict(self._raw)
+        raw["ego_pose"] = inputs["ego_pose"]
+        return raw
+
+    def convert(self, raw, sample):
+        pred = _mod.convert_outputs(raw, sample["token"], self.options)
+        pred["model"] = "sleepref"
+        return pred
+'''
+
+
+def _interval_ms(ends: list[float]) -> float:
+    return median([(b - a) * 1000 for a, b in zip(ends, ends[1:])])
+
+
+def side_bare(n: int, options: dict) -> dict:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_reference", REPO / "envs" / "reference" / "demo.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    import os
-
-    adapter = mod.Adapter({"dataroot": os.environ["NUSCENES_ROOT"], "version": "v1.0-mini", "device": "cpu",
-                           "options": OPTIONS})
-    adapter.load()
-    ends, forwards = [], []
-    for i, sample in enumerate(samples):
-        inputs = adapter.prepare(sample)
-        t0 = time.perf_counter()
-        raw = adapter.forward(inputs)
-        t1 = time.perf_counter()
-        adapter.convert(raw, sample)
-        if i >= warmup:
-            ends.append(time.perf_counter())
-            forwards.append((t1 - t0) * 1000)
-    cadence = (ends[-1] - ends[0]) / (len(ends) - 1) * 1000
-    return {"cadence_ms": cadence, "forward_p50_ms": median(forwards)}
-
-
-def harness_run(n: int, warmup: int, telemetry: bool) -> dict:
-    import onlinemap as om
-
-    out = om.test("reference", samples=n, warmup=warmup, device="cpu", telemetry=telemetry, echo=False,
-                  options=OPTIONS)
-    assert out.status == "ok", out.record.error
-    rows = [json.loads(line) for line in (out.run_dir / "samples.jsonl").read_text().splitlines()]
-    ends = [r["t"] for r in rows if not r["warmup"]]
-    cadence = (ends[-1] - ends[0]) / (len(ends) - 1) * 1000
-    return {"cadence_ms": cadence, "forward_p50_ms": out.record.summary["latency_ms"]["forward"]["p50"],
-            "write_p50_ms": out.record.summary["latency_ms"]["write"]["p50"],
-            "sampler_cpu_pct": (out.record.summary.get("telemetry") or {}).get("sampler_cpu_pct")}
-
-
-def persistent_vs_per_process(count: int) -> dict:
-    import os
-
-    import onlinemap as om
     from onlinemap.harness import nuscenes_index
 
-    t0 = time.perf_counter()
-    out = om.test("reference", samples=count, warmup=0, device="cpu", telemetry=False, echo=False, options=OPTIONS)
-    persistent = time.perf_counter() - t0
-    assert out.status == "ok"
-    tokens = [s["token"] for s in nuscenes_index.ordered_samples(os.environ["NUSCENES_ROOT"], "v1.0-mini")[:count]]
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        for token in tokens:
-            subprocess.run([sys.executable, str(REPO / "envs" / "reference" / "demo.py"), "--dataroot",
-                            os.environ["NUSCENES_ROOT"], "--sample-token", token, "--device", "cpu",
-                            "--out", str(Path(tmp) / "p.json")], check=True, capture_output=True)
-    per_process = time.perf_counter() - t0
-    return {"persistent_s": persistent, "per_process_s": per_process}
+    spec = importlib.util.spec_from_file_location(
+        "bench_sleepref", Path(os.environ["ONLINEMAP_ENVS"]) / "sleepref" / "demo.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    samples = nuscenes_index.ordered_samples(os.environ["NUSCENES_ROOT"], "v1.0-mini")[:n + WARMUP]
+    adapter = mod.Adapter({"dataroot": os.environ["NUSCENES_ROOT"], "version": "v1.0-mini",
+                           "device": "cpu", "options": options})
+    adapter.load()
+    ends = []
+    for i, sample in enumerate(samples):
+        adapter.convert(adapter.forward(adapter.prepare(sample)), sample)
+        if i >= WARMUP:
+            ends.append(time.time())
+    return {"interval_ms": _interval_ms(ends), "post_run_s": 0.0}
+
+
+def side_harness(n: int, options: dict, telemetry: bool) -> dict:
+    import onlinemap as om
+
+    cpu0 = time.process_time()
+    out = om.test("sleepref", samples=n, warmup=WARMUP, device="cpu", telemetry=telemetry,
+                  echo=False, options=options, min_samples=1, min_duration_s=0)
+    t_done = time.time()
+    driver_cpu = time.process_time() - cpu0
+    if out.status != "ok":
+        raise SystemExit(f"run failed: {out.status}: {out.record.error}")
+    rows = [json.loads(line) for line in (out.run_dir / "samples.jsonl").read_text().splitlines()]
+    ends = [r["t"] for r in rows if not r["warmup"]]
+    if len(ends) != n:
+        raise SystemExit(f"expected {n} measured samples, got {len(ends)}")
+    shutil.rmtree(out.run_dir)   # keep the results store small between repetitions
+    return {"interval_ms": _interval_ms(ends), "post_run_s": t_done - ends[-1],
+            "driver_cpu_s": driver_cpu}
+
+
+def run_side(side: str, n: int, forward_ms: float) -> dict:
+    """One side in a fresh interpreter in its own session; its tree's CPU from wait4's rusage."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_side", side, "--_n", str(n),
+           "--_forward-ms", str(forward_ms)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, cwd=REPO)
+    out = proc.stdout.read()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"side {side} failed (exit {proc.returncode})")
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    res["tree_cpu_s"] = ru.ru_utime + ru.ru_stime
+    return res
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{fmt % median(values)} [{fmt % min(values)}-{fmt % max(values)}]"
+
+
+def measure(forward_ms: float, counts: list[int], reps: int) -> dict:
+    res: dict = {}
+    for n in counts:
+        for r in range(reps):
+            order = SIDES[r % len(SIDES):] + SIDES[:r % len(SIDES)]   # rotate who goes first
+            for side in order:
+                res.setdefault((n, side), []).append(run_side(side, n, forward_ms))
+    return res
+
+
+def report(forward_ms: float, counts: list[int], res: dict) -> None:
+    print(f"\nforward = sleep {forward_ms:g} ms; median [min-max] over {len(res[(counts[0], 'bare')])} "
+          f"rotated repetitions")
+    print(f"{'samples':>7} {'side':<10} {'interval ms':>22} {'+ms vs bare':>12} {'+%':>7} "
+          f"{'tree CPU ms/sample':>24} {'driver CPU ms/s.':>17} {'post-run s':>20}")
+    for n in counts:
+        bare = median([x["interval_ms"] for x in res[(n, "bare")]])
+        for side in SIDES:
+            rows = res[(n, side)]
+            iv = [x["interval_ms"] for x in rows]
+            cpu = [x["tree_cpu_s"] * 1000 / n for x in rows]
+            drv = [x["driver_cpu_s"] * 1000 / n for x in rows if "driver_cpu_s" in x]
+            post = [x["post_run_s"] for x in rows]
+            d = median(iv) - bare
+            print(f"{n:>7} {side:<10} {_spread(iv, '%.3f'):>22} {d:>+12.3f} {d / bare * 100:>+6.2f}% "
+                  f"{_spread(cpu, '%.3f'):>24} {(('%.3f' % median(drv)) if drv else '-'):>17} "
+                  f"{_spread(post, '%.2f'):>20}")
+    if len(counts) >= 2:
+        a, b = min(counts), max(counts)
+        print(f"marginal CPU per sample (slope {a} -> {b} samples, start-up removed):")
+        for side in SIDES:
+            ca = median([x["tree_cpu_s"] for x in res[(a, side)]])
+            cb = median([x["tree_cpu_s"] for x in res[(b, side)]])
+            line = f"  {side:<10} tree {(cb - ca) * 1000 / (b - a):.3f} ms"
+            if side != "bare":
+                da = median([x["driver_cpu_s"] for x in res[(a, side)]])
+                db = median([x["driver_cpu_s"] for x in res[(b, side)]])
+                line += f", driver {(db - da) * 1000 / (b - a):.3f} ms"
+            print(line)
+
+
+def setup_home(max_samples: int) -> Path:
+    import tempfile
+
+    from onlinemap.data.synth import write_synthetic_nuscenes
+
+    home = Path(tempfile.mkdtemp(prefix="onlinemap-bench-overhead-"))
+    root = home / "data" / "nuscenes-synth"
+    per_scene = max(40, -(-(max_samples + WARMUP) // 10))
+    write_synthetic_nuscenes(root, scenes=10, samples_per_scene=per_scene)
+    pack = home / "envs" / "sleepref"
+    pack.mkdir(parents=True)
+    (pack / "model.toml").write_text(SLEEP_PACK_TOML)
+    (pack / "demo.py").write_text(SLEEP_PACK_DEMO.format(ref=str(REPO / "envs" / "reference" / "demo.py")))
+    os.environ.update(ONLINEMAP_HOME=str(home), NUSCENES_ROOT=str(root),
+                      ONLINEMAP_ENVS=str(home / "envs"))
+    return home
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=100)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--per-process-samples", type=int, default=20)
+    parser.add_argument("--forward-ms", type=float, nargs="+", default=[2.0, 20.0])
+    parser.add_argument("--samples", type=int, nargs="+", default=[200, 2000])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--idle-procs", type=int, default=0,
+                        help="extra sleeping processes on the machine while measuring")
+    parser.add_argument("--_side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--_n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--_forward-ms", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import os
-
-    bench_home()
-    from onlinemap.harness import nuscenes_index
-
-    samples = nuscenes_index.ordered_samples(os.environ["NUSCENES_ROOT"], "v1.0-mini")[:args.samples + args.warmup]
-    results: dict[str, list[dict]] = {"bare": [], "harness+telemetry": [], "harness": []}
-    for r in range(args.rounds):
-        results["bare"].append(bare_loop(samples, args.warmup))
-        results["harness+telemetry"].append(harness_run(args.samples, args.warmup, telemetry=True))
-        results["harness"].append(harness_run(args.samples, args.warmup, telemetry=False))
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(
-            f"{k} {v[-1]['cadence_ms']:.2f} ms" for k, v in results.items()), flush=True)
-    bare = median([x["cadence_ms"] for x in results["bare"]])
-    bare_fwd = median([x["forward_p50_ms"] for x in results["bare"]])
-    print(f"\nper-sample cadence over {args.samples} samples, median of {args.rounds} interleaved rounds "
-          f"(bare forward p50 {bare_fwd:.2f} ms)")
-    print(f"{'variant':<20} {'cadence ms':>10} {'overhead ms':>12} {'overhead %':>11} {'fwd p50 ratio':>14}")
-    print(f"{'bare in-process':<20} {bare:>10.2f} {'-':>12} {'-':>11} {'1.000':>14}")
-    for name in ("harness", "harness+telemetry"):
-        cad = median([x["cadence_ms"] for x in results[name]])
-        fwd = median([x["forward_p50_ms"] for x in results[name]])
-        print(f"{name:<20} {cad:>10.2f} {cad - bare:>12.2f} {(cad / bare - 1) * 100:>10.1f}% {fwd / bare_fwd:>14.3f}")
-    write = median([x["write_p50_ms"] for x in results["harness"]])
-    print(f"harness bookkeeping inside the model process (prediction encode + write, exact): p50 {write:.3f} ms "
-          f"= {write / bare * 100:.2f} % of the bare per-sample time")
-    cpu = [x["sampler_cpu_pct"] for x in results["harness+telemetry"] if x["sampler_cpu_pct"] is not None]
-    if cpu:
-        print(f"telemetry sampler CPU: {median(cpu):.2f} % of one core (median)")
-    pp = persistent_vs_per_process(args.per_process_samples)
-    print(f"\n{args.per_process_samples} samples: persistent worker {pp['persistent_s']:.2f} s, one process per sample "
-          f"{pp['per_process_s']:.2f} s -> {pp['per_process_s'] / pp['persistent_s']:.1f}x faster")
+    if args._side:
+        options = dict(OPTIONS, sleep_ms=args._forward_ms)
+        res = (side_bare(args._n, options) if args._side == "bare"
+               else side_harness(args._n, options, telemetry=args._side == "telemetry"))
+        print(json.dumps(res))
+        return
+    if args.reps < 1 or min(args.samples) < 3:
+        parser.error("--reps must be >= 1 and every --samples >= 3")
+    home = setup_home(max(args.samples))
+    idle = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                             start_new_session=True) for _ in range(args.idle_procs)]
+    try:
+        with open("/proc/loadavg") as fh:
+            load = fh.read().split()[:3]
+        nprocs = sum(1 for p in os.listdir("/proc") if p.isdigit())
+        print(f"load average {' '.join(load)}; {nprocs} processes on the machine "
+              f"({args.idle_procs} idle ones added); {os.cpu_count()} CPUs")
+        for fwd in args.forward_ms:
+            report(fwd, sorted(args.samples), measure(fwd, sorted(args.samples), args.reps))
+    finally:
+        for p in idle:
+            p.kill()
+            p.wait()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

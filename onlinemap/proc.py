@@ -181,12 +181,19 @@ def _drain(stream, log_fh, echo, touch: Callable[[], None]) -> None:
     stream.close()
 
 
+def _wait_then_set(proc: subprocess.Popen, done: threading.Event) -> None:
+    try:
+        proc.wait()
+    finally:
+        done.set()
+
+
 def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
                    log_path: Path | None = None, echo: bool = False, timeout_s: float | None = None,
                    inactivity_s: float | None = None, activity_paths: Sequence[Path] = (),
                    start_marker: Path | None = None, launch_timeout_s: float | None = None,
                    worker_pid: Callable[[], int | None] | None = None,
-                   on_start: Callable[[int], None] | None = None, on_tick: Callable[[], None] | None = None,
+                   on_start: Callable[[int], None] | None = None, on_tick: Callable[[], object] | None = None,
                    grace_s: float = GRACE_S) -> ProcessOutcome:
     """Run ``argv`` to completion under supervision and say how it ended.
 
@@ -197,8 +204,9 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
     until then ``launch_timeout_s`` applies instead (timeout ``"launch"``). ``worker_pid()`` names
     the model process once known, so that it is stopped before its launcher. ``on_start(pid)``
     runs right after the launch (telemetry starts there); ``on_tick()`` every ~50 ms (progress
-    bars, live files). Ctrl-C, SIGTERM and SIGHUP in the driver stop the run and return with
-    ``interrupted`` set.
+    bars, live files): a truthy return means it read something new from the child, which counts
+    as activity (``activity_paths`` are then not stat'ed that tick). Ctrl-C, SIGTERM and SIGHUP
+    in the driver stop the run and return with ``interrupted`` set.
     """
     argv = [str(a) for a in argv]
     log_fh = open(log_path, "ab") if log_path is not None else None
@@ -226,12 +234,12 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
         if on_start is not None:
             on_start(proc.pid)
         sizes: dict[Path, int] = {}
-        while True:
-            try:
-                proc.wait(timeout=POLL_S)
-                break
-            except subprocess.TimeoutExpired:
-                pass
+        # one blocking wait in a thread, not a Popen.wait(timeout) poll per tick (that one sleeps
+        # in growing steps and raises TimeoutExpired each time); the exit wakes the loop at once
+        exited = threading.Event()
+        waiter = threading.Thread(target=_wait_then_set, args=(proc, exited), daemon=True)
+        waiter.start()
+        while not exited.wait(POLL_S):
             now = time.monotonic()
             if not started:
                 try:
@@ -240,16 +248,17 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
                     started = False
                 if started:
                     touch()   # the inactivity clock starts at the worker's first event
-            for p in activity_paths:
-                try:
-                    size = os.stat(p).st_size
-                except OSError:
-                    continue
-                if sizes.get(p) != size:
-                    sizes[p] = size
-                    touch()
-            if on_tick is not None:
-                on_tick()
+            if on_tick is not None and on_tick():
+                touch()       # the tick read new lines: no need to stat the files
+            else:
+                for p in activity_paths:
+                    try:
+                        size = os.stat(p).st_size
+                    except OSError:
+                        continue
+                    if sizes.get(p) != size:
+                        sizes[p] = size
+                        touch()
             if timeout_s and now - start > timeout_s:
                 outcome.timeout = "wall"
                 break

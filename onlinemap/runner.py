@@ -134,28 +134,38 @@ def _child_env(device: str) -> dict[str, str]:
 
 
 class _SampleFollower:
-    """Reads new lines of a JSONL file as the worker appends them (samples: progress; events: its pid)."""
+    """Reads new lines of a JSONL file as the worker appends them (samples: progress; events: its pid).
+
+    The file stays open from the first poll that finds it (not re-opened 20 times a second);
+    :meth:`close` when the run is over.
+    """
 
     def __init__(self, path: Path, on_sample: Callable[[dict], None] | None):
         self.path = path
-        self.offset = 0
         self.count = 0
         self.on_sample = on_sample
+        self._fh = None
+        self._partial = b""
 
-    def poll(self) -> None:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return
-        end = chunk.rfind(b"\n")
+    def poll(self) -> int:
+        """Hand every complete new line to ``on_sample``; return how many bytes were new."""
+        if self._fh is None:
+            try:
+                self._fh = open(self.path, "rb")
+            except FileNotFoundError:
+                return 0
+        chunk = self._fh.read()
+        if not chunk:
+            return 0
+        data = self._partial + chunk
+        end = data.rfind(b"\n")
         if end < 0:
-            return
-        self.offset += end + 1
+            self._partial = data
+            return len(chunk)
+        self._partial = data[end + 1:]
         import json
 
-        for line in chunk[:end].splitlines():
+        for line in data[:end].splitlines():
             try:
                 rec = json.loads(line)
             except ValueError:
@@ -163,6 +173,12 @@ class _SampleFollower:
             self.count += 1
             if self.on_sample is not None:
                 self.on_sample(rec)
+        return len(chunk)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | None = None,
@@ -266,10 +282,10 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
 
     lifecycle = _SampleFollower(files[rs.EVENTS_FILE], on_event)
 
-    def on_tick() -> None:
-        lifecycle.poll()
-        follower.poll()
+    def on_tick() -> bool:
+        new = lifecycle.poll() + follower.poll()   # what the inactivity clock watches
         predictions.poll()
+        return new > 0
 
     def worker_pid() -> int | None:
         lifecycle.poll()   # the started event may have landed since the last tick
@@ -295,8 +311,9 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     finally:
         if sampler is not None:
             telemetry_record = sampler.stop()
-    follower.poll()
-    predictions.poll()
+    for f in (lifecycle, follower, predictions):
+        f.poll()
+        f.close()
     _finish(record, run_dir, outcome, telemetry_record, checker)
     save_run(run_dir, record)
     return RunOutcome(run_id=run_id, run_dir=run_dir, record=record)

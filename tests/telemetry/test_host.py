@@ -105,3 +105,38 @@ def test_root_exiting_keeps_figures(tmp_path):
     assert tracker.sample() is None  # reaped: nothing left to read
     res = tracker.result()
     assert res["rss_peak_bytes"] > 0 and res["reason"] is None and res["cpu_time_s"] is not None
+
+
+# child: waits for a go file, then starts a grandchild that writes a ready file and sleeps
+LATE_TREE = r"""
+import os, subprocess, sys, time
+go, ready = sys.argv[1] + ".go", sys.argv[1]
+while not os.path.exists(go):
+    time.sleep(0.01)
+subprocess.Popen([sys.executable, "-c",
+    "import sys, time; open(sys.argv[1], 'w').close(); time.sleep(30)", ready])
+time.sleep(30)
+"""
+
+
+def test_membership_follows_the_tree_not_the_machine(tmp_path, monkeypatch):
+    """A grandchild started late joins within refresh_every samples, found from the root down:
+    psutil's machine-wide walk (children(recursive=True) reads every /proc/<pid>/stat) is not used."""
+    from onlinemap.telemetry import host
+
+    if not host._proc_children_supported():
+        pytest.skip("kernel without /proc/<pid>/task/<tid>/children")
+    monkeypatch.setattr(psutil.Process, "children",
+                        lambda *a, **k: pytest.fail("machine-wide children() walk used"))
+    proc, ready = start(tmp_path, LATE_TREE)
+    try:
+        tracker = ProcessTreeTracker(proc.pid, refresh_every=3)
+        for _ in range(host.YOUNG_SAMPLES):   # past the young phase: membership refreshed rarely
+            assert tracker.sample().pids == {proc.pid}
+        refreshes = tracker.refreshes
+        open(str(ready) + ".go", "w").close()
+        wait_for(ready.exists, timeout=30)
+        seen = [len(tracker.sample().pids) for _ in range(3)]
+        assert seen[-1] == 2 and tracker.refreshes == refreshes + 1   # one refresh in 3 samples
+    finally:
+        kill(proc)
