@@ -133,7 +133,7 @@ def test_one_malformed_model_toml_does_not_hide_the_good_models(om_home, tmp_pat
     assert run_cli("models", env=env).returncode == 0
 
     proc = run_cli("bench", "--models", "all", "-n", "1", "--warmup", "0", "--device", "cpu", "--json", env=env)
-    assert proc.returncode == 3, proc.stderr     # some models skipped (the real ones are not installed here)
+    assert proc.returncode == 0, proc.stderr     # --models all: every ready model ran; the rest are listed
     out = json.loads(proc.stdout)
     assert {r["model"]: r["status"] for r in out["runs"]} == {"crashref": "ok", "reference": "ok"}
     skipped = {s["model"]: s["reason"] for s in out["skipped"]}
