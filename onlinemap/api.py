@@ -69,16 +69,24 @@ def models(*, dataroot: Path | None = None) -> list[dict]:
 
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
               inactivity_s, timer, telemetry, exclusive, echo, options, min_samples, min_duration_s,
-              telemetry_period_s=None, tags=None, backend="torch") -> RunSettings:
+              telemetry_period_s=None, tags=None, backend="torch", variant=None) -> RunSettings:
     s = RunSettings(kind=kind, samples=samples, warmup=warmup, dataroot=Path(dataroot) if dataroot else None,
                     version=version, device=_device(device), sample_tokens=list(sample_tokens or []),
                     scenes=list(scenes or []), timeout_s=timeout_s, inactivity_s=inactivity_s, timer=timer,
                     telemetry=telemetry, exclusive=exclusive, echo=echo, options=dict(options or {}),
                     min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}),
-                    backend=backend or "torch")
+                    backend=backend or "torch", variant=variant or None)
     if telemetry_period_s:
         s.telemetry_period_s = telemetry_period_s
     return s
+
+
+def _variant_for(spec, variant: str | None) -> str | None:
+    """``variant`` when ``spec`` has it (bench over several models), else None (the model's own choice)."""
+    if variant and variant not in spec.variant_names:
+        log.warning("%s has no env variant %r: its variant is chosen from the GPU", spec.name, variant)
+        return None
+    return variant
 
 
 def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int = DEFAULT_WARMUP,
@@ -87,8 +95,11 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
          inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
          exclusive: bool = False, echo: bool = True, options: dict | None = None,
          min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
-         results_root: Path | None = None, progress: Callable[[dict], None] | None = None) -> RunOutcome:
-    """Smoke-run one model on a few samples; returns the outcome (``.status``, ``.run_dir``, ``.record``)."""
+         results_root: Path | None = None, progress: Callable[[dict], None] | None = None,
+         variant: str | None = None) -> RunOutcome:
+    """Smoke-run one model on a few samples; returns the outcome (``.status``, ``.run_dir``, ``.record``).
+
+    ``variant``: the env variant (paper | modern ...); default: chosen from the GPU's compute capability."""
     from onlinemap.registry import find_model
     from onlinemap.runner import run_model
 
@@ -96,7 +107,7 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
     settings = _settings("test", samples=samples, warmup=warmup, dataroot=dataroot, version=version, device=device,
                          sample_tokens=sample_tokens, scenes=scenes, timeout_s=timeout_s, inactivity_s=inactivity_s,
                          timer=timer, telemetry=telemetry, exclusive=exclusive, echo=echo, options=options,
-                         min_samples=min_samples, min_duration_s=min_duration_s)
+                         min_samples=min_samples, min_duration_s=min_duration_s, variant=variant)
     return run_model(spec, settings, results_root=results_root, progress=progress)
 
 
@@ -120,13 +131,16 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
           telemetry_period_s: float | None = None, exclusive: bool = False, echo: bool = False,
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
-          tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch") -> BenchResult:
+          tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch",
+          variant: str | None = None) -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
     Ctrl-C stops the model that is running (its finished samples are kept) and the bench itself.
     ``gpus`` (``"all"``, ``"0,1"`` or a list of device strings): run the models in parallel, one
     model process per device, each measured on its own device (scheduler.py); ``device`` is then unused.
     ``backend``: torch (the adapter's forward) or an exported artifact's runtime (docs/backends.md).
+    ``variant``: the env variant for the models that have it (the others run their only one);
+    default: each model's variant is chosen from the GPU.
     """
     from onlinemap.errors import MissingPrerequisiteError, SpecError
     from onlinemap.registry import find_model
@@ -146,7 +160,7 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                                  inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                                  echo=echo, options=options, min_samples=min_samples,
                                  min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags,
-                                 backend=backend)
+                                 backend=backend, variant=_variant_for(find_model(name), variant))
             return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
@@ -171,7 +185,8 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                              device=device, sample_tokens=None, scenes=scenes, timeout_s=timeout_s,
                              inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                              echo=echo, options=options, min_samples=min_samples, min_duration_s=min_duration_s,
-                             telemetry_period_s=telemetry_period_s, tags=tags, backend=backend)
+                             telemetry_period_s=telemetry_period_s, tags=tags, backend=backend,
+                             variant=_variant_for(spec, variant))
         bar = _ProgressBar(name, None if samples is None else samples + warmup, warmup) if progress else None
         try:
             outcome = run_model(spec, settings, results_root=results_root, progress=bar.update if bar else None)

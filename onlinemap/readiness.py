@@ -33,7 +33,9 @@ class Check:
 def repo_dir(spec: ModelSpec) -> Path | None:
     if spec.repo is None:
         return None
-    return paths.repos_dir() / f"{spec.name}@{spec.repo.commit[:12]}"
+    # keyed by (model, commit, variant): ops are built in place, so each env variant has its own checkout
+    suffix = "" if spec.variant == "paper" else f"-{spec.variant}"
+    return paths.repos_dir() / f"{spec.name}@{spec.repo.commit[:12]}{suffix}"
 
 
 def weights_path(spec: ModelSpec) -> Path | None:

@@ -21,8 +21,10 @@ from onlinemap.errors import EXIT_FAILED, EXIT_MISSING, EXIT_OK
                                             "(replaces --device)")
 @click.option("--backend", "-b", type=click.Choice(["torch", "onnxruntime", "pt2", "tensorrt"]), default="torch",
               show_default=True, help="run the adapter's torch forward, or its export (`onlinemap export`) on this runtime")
+@click.option("--variant", default=None,
+              help="env variant for the models that have it (paper | modern) [default: chosen from the GPU]")
 @run_options
-def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_version, device, warmup, min_samples, min_duration,
+def bench(models, samples, scenes, show_output, gpus, backend, variant, dataroot, data_version, device, warmup, min_samples, min_duration,
           timeout, inactivity_timeout, timer, no_telemetry, exclusive, as_json):
     """Benchmark several models in turn, measured the same way.
 
@@ -36,7 +38,7 @@ def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_ve
     result = api.bench(models, samples=samples, warmup=warmup, min_samples=min_samples, min_duration_s=min_duration,
                        dataroot=dataroot, version=data_version, device=device, scenes=list(scenes), timeout_s=timeout,
                        inactivity_s=inactivity_timeout, timer=timer, telemetry=not no_telemetry, exclusive=exclusive,
-                       echo=show_output, progress=not as_json, gpus=gpus, backend=backend)
+                       echo=show_output, progress=not as_json, gpus=gpus, backend=backend, variant=variant)
     if as_json:
         click.echo(json.dumps({"runs": [{**o.record.to_dict(), "path": str(o.run_dir)} for o in result],
                                "skipped": [{"model": m, "reason": r} for m, r in result.skipped]}, indent=2, default=str))

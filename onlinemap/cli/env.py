@@ -80,7 +80,10 @@ def _each(specs, action, all_: bool) -> list:
 @click.option("--device", default="cuda:0", show_default=True, help="GPU whose architecture is checked and built for")
 @click.option("--json", "as_json", is_flag=True, help="print what was done as JSON")
 @click.option("--echo", is_flag=True, help="stream the managers' output too (it always goes to the log)")
-def create(model, all_, jobs, manager, force, skip_weights, device, as_json, echo):
+@click.option("--variant", default=None,
+              help="env variant (paper | modern ...) [default: chosen from the GPU's compute capability]")
+@click.option("--dry-run", is_flag=True, help="print the chosen variant and the steps it would run; change nothing")
+def create(model, all_, jobs, manager, force, skip_weights, device, as_json, echo, variant, dry_run):
     """Create a model's env, check out its repo, build its ops and fetch its weights.
 
     Reuses a ready env whose info file matches the lock and whose smoke import passes; anything
@@ -92,7 +95,8 @@ def create(model, all_, jobs, manager, force, skip_weights, device, as_json, ech
 
     def one(spec):
         results.append(create_env(spec, manager=manager, force=force, jobs=jobs, skip_weights=skip_weights,
-                                  device=device, progress=_say, echo=echo).to_dict())
+                                  device=device, progress=_say, echo=echo, variant=variant,
+                                  dry_run=dry_run).to_dict())
 
     try:
         _each(_specs(model, all_), one, all_)

@@ -17,9 +17,11 @@ from onlinemap.runner import DEFAULT_TEST_SAMPLES
               help="measured samples (after warm-up)")
 @click.option("--sample-token", "sample_tokens", multiple=True, help="run these samples (repeatable)")
 @click.option("--scene", "scenes", multiple=True, help="take samples from these scenes (repeatable)")
+@click.option("--variant", default=None,
+              help="env variant (paper | modern) [default: chosen from the GPU's compute capability]")
 @run_options
-def test(model, samples, sample_tokens, scenes, dataroot, data_version, device, warmup, min_samples, min_duration,
-         timeout, inactivity_timeout, timer, no_telemetry, exclusive, as_json):
+def test(model, samples, sample_tokens, scenes, variant, dataroot, data_version, device, warmup, min_samples,
+         min_duration, timeout, inactivity_timeout, timer, no_telemetry, exclusive, as_json):
     """Smoke-run one model on a few samples and summarise it.
 
     Checks that the env, code, weights and data all work, prints latency p50/p90, memory and
@@ -31,7 +33,7 @@ def test(model, samples, sample_tokens, scenes, dataroot, data_version, device, 
                        dataroot=dataroot, version=data_version, device=device, sample_tokens=list(sample_tokens),
                        scenes=list(scenes), timeout_s=timeout, inactivity_s=inactivity_timeout, timer=timer,
                        telemetry=not no_telemetry, exclusive=exclusive, echo=not as_json,
-                       min_samples=min_samples, min_duration_s=min_duration)
+                       min_samples=min_samples, min_duration_s=min_duration, variant=variant)
     record = outcome.record.to_dict()
     if as_json:
         click.echo(json.dumps({**record, "path": str(outcome.run_dir)}, indent=2, default=str))

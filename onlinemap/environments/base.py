@@ -58,7 +58,9 @@ class EnvHandle:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "python": self.python, "prefix": str(self.prefix) if self.prefix else None,
                 "manager": self.manager, "manager_exe": self.manager_exe, "manager_version": self.manager_version,
-                "lock_hash": self.lock_hash, "locked": self.locked}
+                "lock_hash": self.lock_hash, "locked": self.locked,
+                "variant": (self.info or {}).get("variant", "paper") if self.kind == "conda" else None,
+                "patches": [p.get("file") for p in (self.info or {}).get("patches", [])]}
 
 
 def run_prefix_argv(env: EnvHandle) -> list[str]:
@@ -89,7 +91,7 @@ def lock_hash(spec: ModelSpec) -> tuple[str, bool]:
 
 def env_prefix(spec: ModelSpec) -> Path:
     digest, _ = lock_hash(spec)
-    return paths.envs_prefix_dir() / f"{spec.name}-{digest}"
+    return paths.envs_prefix_dir() / f"{spec.env_key}-{digest}"
 
 
 def read_env_info(prefix: Path) -> dict | None:
@@ -111,7 +113,7 @@ def resolve_environment(spec: ModelSpec) -> EnvHandle:
                 "pip install -e '.[torch]' (or pip install torch) in the onlinemap venv")
         return EnvHandle(model=spec.name, kind="host", python=sys.executable)
     digest, locked = lock_hash(spec)
-    prefix = paths.envs_prefix_dir() / f"{spec.name}-{digest}"
+    prefix = paths.envs_prefix_dir() / f"{spec.env_key}-{digest}"
     info = read_env_info(prefix)
     if info is None:
         raise MissingPrerequisiteError(f"{spec.name}: env not installed (no ready env at {prefix})",
