@@ -38,8 +38,12 @@ def env() -> None:
 @env.command("lock")
 @click.argument("model", required=False)
 @click.option("--all", "all_", is_flag=True, help="lock every conda model (each is tried; failures are listed)")
-def lock(model, all_):
+@click.option("--variant", default="paper", show_default=True,
+              help="env variant to lock (its files are in envs/<Model>/variants/<variant>/)")
+def lock(model, all_, variant):
     """Make envs/<Model>/conda-lock.yml with conda-lock (linux-64, the folder's virtual-packages.yml).
+
+    With --variant modern: envs/<Model>/variants/modern/conda-lock.yml from the files beside it.
 
     conda-lock reads envs/<Model>/conda-lock-input.yml (environment.yml with its pip options rewritten),
     kept beside the lock; an unchanged pack leaves the lock's bytes as they are. It needs the conda
@@ -47,7 +51,7 @@ def lock(model, all_):
     """
     from onlinemap.environments.lock import lock_env
 
-    _each(_specs(model, all_), lambda spec: lock_env(spec, progress=_say), all_)
+    _each(_specs(model, all_), lambda spec: lock_env(spec.with_variant(variant), progress=_say), all_)
 
 
 def _each(specs, action, all_: bool) -> list:

@@ -117,15 +117,15 @@ def resolve_environment(spec: ModelSpec) -> EnvHandle:
     info = read_env_info(prefix)
     if info is None:
         raise MissingPrerequisiteError(f"{spec.name}: env not installed (no ready env at {prefix})",
-                                       f"onlinemap env create {spec.name}")
+                                       f"onlinemap env create {spec.name}{spec.variant_flag}")
     if info.get("lock_hash") != digest or info.get("model") != spec.name:
         raise MissingPrerequisiteError(
             f"{spec.name}: env info at {prefix} does not match its lock (info says {info.get('model')}/"
-            f"{info.get('lock_hash')}, lock is {digest})", f"onlinemap env create {spec.name} --force")
+            f"{info.get('lock_hash')}, lock is {digest})", f"onlinemap env create {spec.name}{spec.variant_flag} --force")
     python = prefix / "bin" / "python"
     if not python.exists():
         raise MissingPrerequisiteError(f"{spec.name}: env at {prefix} has no bin/python",
-                                       f"onlinemap env create {spec.name} --force")
+                                       f"onlinemap env create {spec.name}{spec.variant_flag} --force")
     return EnvHandle(model=spec.name, kind="conda", python=str(python), prefix=prefix,
                      manager=info.get("manager"), manager_exe=launcher_exe(spec.name, prefix, info),
                      manager_version=info.get("manager_version"), lock_hash=digest, locked=locked, info=info)

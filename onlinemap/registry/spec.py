@@ -288,6 +288,11 @@ class ModelSpec:
         return self.name if self.variant == PAPER else f"{self.name}-{self.variant}"
 
     @property
+    def variant_flag(self) -> str:
+        """`` --variant X`` for commands that fix this variant ("" for paper), e.g. in a fix hint."""
+        return "" if self.variant == PAPER else f" --variant {self.variant}"
+
+    @property
     def variant_names(self) -> list[str]:
         return [PAPER, *sorted(self.variants)]
 

@@ -293,3 +293,19 @@ def test_a_missing_patch_file_fails_in_one_line_and_leaves_no_env(wheel_pack, om
         create_env(wheel_pack, gpu=gpu("9.0"), skip_weights=True, progress=lambda s: None)
     assert "\n" not in exc.value.one_line()
     assert not list((om_home / "envs").glob("FakeMap-modern-*"))
+
+
+def test_the_run_record_and_compare_carry_the_variant():
+    """run.json's env block (EnvHandle.to_dict) names the variant and its patches; compare keys rows on it."""
+    from types import SimpleNamespace
+
+    from onlinemap.environments.base import EnvHandle
+    from onlinemap.report.compare import _variant
+
+    info = {"variant": "modern", "patches": [{"file": "patches/modern/repo/0001-x.patch", "sha256": "0" * 64}]}
+    env = EnvHandle(model="MapTR", kind="conda", python="/p/bin/python", prefix=Path("/p"), info=info).to_dict()
+    assert env["variant"] == "modern" and env["patches"] == ["patches/modern/repo/0001-x.patch"]
+    assert EnvHandle(model="MapTR", kind="conda", python="/p/bin/python", prefix=Path("/p")).to_dict()["variant"] == "paper"
+    assert _variant(SimpleNamespace(env={"kind": "conda"}, model_spec={"variant": "modern"})) == "modern"
+    assert _variant(SimpleNamespace(env={"kind": "conda"}, model_spec={})) == "paper"       # runs from before variants
+    assert _variant(SimpleNamespace(env={"kind": "host"}, model_spec={})) is None
