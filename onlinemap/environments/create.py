@@ -393,8 +393,13 @@ def plan_lines(spec: ModelSpec, gpu: dict | None) -> list[str]:
     if repo is not None:
         lines.append(f"repo {repo} at {spec.repo.commit[:12]}")
     for kind in ("site", "repo"):
-        for f in spec.patch_files(kind):
-            lines.append(f"{kind} patch {f.relative_to(spec.folder).as_posix()}")
+        for pattern in (spec.site_patches if kind == "site" else spec.repo_patches):
+            files = sorted(spec.folder.glob(pattern)) if any(c in pattern for c in "*?[") else [spec.folder / pattern]
+            files = [f for f in files if f.is_file()]
+            if not files:
+                lines.append(f"{kind} patch {pattern}: MATCHES NO FILE (env create would stop here)")
+            for f in files:
+                lines.append(f"{kind} patch {os.path.relpath(f, spec.folder)}")
     arch = torch_cuda_arch_list(spec, gpu)
     for w in spec.wheels:
         lines.append(f"wheel {w.package}=={w.version} (built once, cached under ONLINEMAP_HOME/wheels; "

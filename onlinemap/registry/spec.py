@@ -294,7 +294,7 @@ class ModelSpec:
 
     @property
     def variant_names(self) -> list[str]:
-        return [PAPER, *sorted(self.variants)]
+        return [PAPER, *sorted(k for k in self.variants if k != PAPER)]
 
     def gpu_of(self, variant: str) -> GpuSpec:
         return self.base().with_variant(variant).gpu

@@ -309,3 +309,13 @@ def test_the_run_record_and_compare_carry_the_variant():
     assert _variant(SimpleNamespace(env={"kind": "conda"}, model_spec={"variant": "modern"})) == "modern"
     assert _variant(SimpleNamespace(env={"kind": "conda"}, model_spec={})) == "paper"       # runs from before variants
     assert _variant(SimpleNamespace(env={"kind": "host"}, model_spec={})) is None
+
+
+def test_dry_run_names_a_patch_pattern_that_matches_nothing(make_pack, om_home):
+    from onlinemap.environments.create import create_env
+
+    spec = make_pack()
+    _variant(spec.folder, BASE_VARIANT.replace("[gpu]", 'repo_patches = ["patches/modern/repo/*.patch"]\n[gpu]'))
+    res = create_env(load_model_spec(spec.folder), gpu=gpu("9.0"), dry_run=True, progress=lambda s: None)
+    assert res.variant == "modern" and res.plan[0].startswith("variant modern") and "paper, modern)" in res.plan[0]
+    assert any("patches/modern/repo/*.patch: MATCHES NO FILE" in line for line in res.plan)
