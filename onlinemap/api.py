@@ -67,13 +67,26 @@ def models(*, dataroot: Path | None = None) -> list[dict]:
     return rows
 
 
+def unique(values, what: str) -> list:
+    """``values`` in order without repeats; a repeat is noted once (it would otherwise be run or measured twice)."""
+    values = list(values or [])
+    seen = list(dict.fromkeys(values))
+    if len(seen) != len(values):
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        log.warning("%s given more than once (%s): each is used once", what, ", ".join(map(str, dupes)))
+    return seen
+
+
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
               inactivity_s, timer, telemetry, exclusive, echo, options, min_samples, min_duration_s,
-              telemetry_period_s=None, tags=None, backend="torch", variant=None) -> RunSettings:
+              telemetry_period_s=None, tags=None, backend="torch", refuse_throttled=False,
+              ci_target_pct=None, max_duration_s=None, rate_hz=None, variant=None) -> RunSettings:
     s = RunSettings(kind=kind, samples=samples, warmup=warmup, dataroot=Path(dataroot) if dataroot else None,
                     version=version, device=_device(device), sample_tokens=list(sample_tokens or []),
                     scenes=list(scenes or []), timeout_s=timeout_s, inactivity_s=inactivity_s, timer=timer,
-                    telemetry=telemetry, exclusive=exclusive, echo=echo, options=dict(options or {}),
+                    telemetry=telemetry, exclusive=exclusive, refuse_throttled=refuse_throttled, echo=echo,
+                    ci_target_pct=ci_target_pct, max_duration_s=max_duration_s, rate_hz=rate_hz,
+                    options=dict(options or {}),
                     min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}),
                     backend=backend or "torch", variant=variant or None)
     if telemetry_period_s:
@@ -94,21 +107,38 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
          sample_tokens: list[str] | None = None, scenes: list[str] | None = None, timeout_s: float | None = None,
          inactivity_s: float | None = DEFAULT_INACTIVITY_S, timer: str = "wall", telemetry: bool = True,
          exclusive: bool = False, echo: bool = True, options: dict | None = None,
+         refuse_throttled: bool = False, ci_target_pct: float | None = None,
+         max_duration_s: float | None = None, rate_hz: float | None = None,
          min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
-         results_root: Path | None = None, progress: Callable[[dict], None] | None = None,
+         results_root: Path | None = None, progress: bool | Callable[[dict], None] | None = None,
          variant: str | None = None) -> RunOutcome:
     """Smoke-run one model on a few samples; returns the outcome (``.status``, ``.run_dir``, ``.record``).
 
-    ``variant``: the env variant (paper | modern ...); default: chosen from the GPU's compute capability."""
+    ``progress=True`` shows the same bar as :func:`bench`; a callable gets each finished sample instead.
+    ``variant``: the env variant (paper | modern ...); default: chosen from the GPU's compute capability.
+    """
     from onlinemap.registry import find_model
     from onlinemap.runner import run_model
 
     spec = find_model(model)
+    sample_tokens = unique(sample_tokens, "sample token")
+    if sample_tokens and samples is not None:
+        samples = min(samples, len(sample_tokens))
     settings = _settings("test", samples=samples, warmup=warmup, dataroot=dataroot, version=version, device=device,
                          sample_tokens=sample_tokens, scenes=scenes, timeout_s=timeout_s, inactivity_s=inactivity_s,
                          timer=timer, telemetry=telemetry, exclusive=exclusive, echo=echo, options=options,
-                         min_samples=min_samples, min_duration_s=min_duration_s, variant=variant)
-    return run_model(spec, settings, results_root=results_root, progress=progress)
+                         min_samples=min_samples, min_duration_s=min_duration_s,
+                         refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
+                         max_duration_s=max_duration_s, rate_hz=rate_hz, variant=variant)
+    bar = None
+    if progress is True:
+        bar = _ProgressBar(spec.name, None if samples is None else samples + warmup, warmup)
+        progress = bar.update
+    try:
+        return run_model(spec, settings, results_root=results_root, progress=progress or None)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 class BenchResult(list):
@@ -132,6 +162,8 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           telemetry_period_s: float | None = None, exclusive: bool = False, echo: bool = False,
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
           tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch",
+          refuse_throttled: bool = False, ci_target_pct: float | None = None,
+          max_duration_s: float | None = None, rate_hz: float | None = None,
           variant: str | None = None) -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
@@ -148,6 +180,8 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
     from onlinemap.runner import run_model
 
     names = resolve_model_names(models)
+    if gpus is None:     # in turn, a repeat would only measure the same thing twice; with --gpus it is one per device
+        names = unique(names, "model")
     result = BenchResult()
     if gpus is not None:
         from onlinemap.scheduler import resolve_gpus, run_scheduled
@@ -160,7 +194,9 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                                  inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                                  echo=echo, options=options, min_samples=min_samples,
                                  min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags,
-                                 backend=backend, variant=_variant_for(find_model(name), variant))
+                                 backend=backend, refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
+                                 max_duration_s=max_duration_s, rate_hz=rate_hz,
+                                 variant=_variant_for(find_model(name), variant))
             return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
@@ -186,12 +222,14 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                              inactivity_s=inactivity_s, timer=timer, telemetry=telemetry, exclusive=exclusive,
                              echo=echo, options=options, min_samples=min_samples, min_duration_s=min_duration_s,
                              telemetry_period_s=telemetry_period_s, tags=tags, backend=backend,
+                             refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
+                             max_duration_s=max_duration_s, rate_hz=rate_hz,
                              variant=_variant_for(spec, variant))
         bar = _ProgressBar(name, None if samples is None else samples + warmup, warmup) if progress else None
         try:
             outcome = run_model(spec, settings, results_root=results_root, progress=bar.update if bar else None)
-        except MissingPrerequisiteError as exc:
-            log.warning("skipping %s: %s", name, exc.one_line())
+        except MissingPrerequisiteError as exc:   # listed in result.skipped (the CLI prints it under its table)
+            log.info("skipping %s: %s", name, exc.one_line())
             result.skipped.append((name, exc.one_line()))
             continue
         finally:
@@ -205,28 +243,43 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
 
 
 class _ProgressBar:
-    """A tqdm bar (terminal or Jupyter) fed by the samples the worker writes."""
+    """A tqdm bar (terminal or Jupyter) fed by the samples the worker writes.
+
+    The bar appears with the first sample: a model skipped before it starts leaves no empty ``0/N`` bar.
+    """
 
     def __init__(self, model: str, total: int | None, warmup: int):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc=model, unit="sample", leave=True, dynamic_ncols=True)
-        self.warmup = warmup
+        self.model, self.total, self.warmup = model, total, warmup
+        self.bar = None
 
     def update(self, sample: dict) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.total, desc=self.model, unit="sample", leave=True, dynamic_ncols=True)
         self.bar.update(1)
         if sample.get("forward_ms") is not None:
             phase = "warm-up" if sample.get("warmup") else "measured"
             self.bar.set_postfix_str(f"{phase} forward {sample['forward_ms']:.1f} ms", refresh=False)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
-def list_runs(*, model: str | None = None, results_root: Path | None = None) -> list[dict]:
-    """Runs on disk, newest first: one flat dict per run with its effective status."""
+def list_runs(*, model: str | None = None, results_root: Path | None = None,
+              limit: int | None = None) -> list[dict]:
+    """Runs on disk, newest first: one flat dict per run with its effective status.
+
+    ``limit``: stop after that many rows; run folders' names sort by time, so only the newest
+    folders are read (``onlinemap results`` at 100k runs must not read them all).
+    """
     from onlinemap.runs.store import effective_status, iter_runs
 
+    if model:
+        from onlinemap.registry.discover import find_model
+
+        model = find_model(model).name      # an unknown name is an error, not "no runs yet"
     rows = []
     for run_dir, rec in iter_runs(results_root, model=model):
         summ = rec.summary or {}
@@ -241,6 +294,8 @@ def list_runs(*, model: str | None = None, results_root: Path | None = None) -> 
                      "host_rss_peak_mb": mem.get("host_rss_peak_mb"),
                      "error": (rec.error or {}).get("message"), "path": str(run_dir)})
         rows[-1].update(_accuracy_columns(run_dir))
+        if limit and len(rows) >= limit:   # before the generator opens the next folder
+            break
     return rows
 
 
@@ -293,19 +348,19 @@ def evaluate(run_ids: list[str] | None = None, *, latest: bool = False, models: 
 
 
 def compare(run_ids: list[str] | None = None, *, latest: bool = False, models: str | list[str] | None = None,
-            out: Path | str | None = None, write: bool = True, results_root: Path | None = None) -> dict:
+            out: Path | str | None = None, results_root: Path | None = None) -> dict:
     """Compare runs side by side: one flat row per run (latency, memory, accuracy, env, GPU).
 
-    Runs are chosen as for :func:`evaluate`. With ``write`` (default), ``comparison_summary.json``
-    and ``comparison.csv`` go to ``out`` (default ``ONLINEMAP_HOME/reports/<timestamp>/``).
-    Returns ``{"rows": [...], "out_dir": Path | None, "files": {...}}``.
+    Runs are chosen as for :func:`evaluate`. Nothing is written unless ``out`` names a folder:
+    then ``comparison_summary.json`` and ``comparison.csv`` go there (``report`` writes a whole
+    report folder). Returns ``{"rows": [...], "out_dir": Path | None, "files": {...}}``.
     """
-    from onlinemap.report.compare import comparison_rows, default_report_dir, select_runs, write_comparison
+    from onlinemap.report.compare import comparison_rows, select_runs, write_comparison
 
     rows = comparison_rows(select_runs(run_ids, latest=latest, models=models, results_root=results_root))
-    if not write:
+    if not out:
         return {"rows": rows, "out_dir": None, "files": {}}
-    out_dir = Path(out) if out else default_report_dir()
+    out_dir = Path(out)
     return {"rows": rows, "out_dir": out_dir, "files": write_comparison(rows, out_dir)}
 
 

@@ -83,15 +83,24 @@ def _check_weights(spec: ModelSpec) -> Check | None:
 def _check_data(spec: ModelSpec, dataroot: Path | None) -> Check:
     from onlinemap.harness import nuscenes_index
 
-    root = Path(dataroot) if dataroot else paths.default_dataroot()
-    if "openlane_v2" in spec.data.needs:
-        ok = root.is_dir()
-        return Check("data", ok, f"OpenLane-V2 root {root}" + ("" if ok else " missing"),
-                     None if ok else "pass --dataroot DIR pointing at the OpenLane-V2 subset_A data")
+    from onlinemap.data.selection import default_dataroot_for
+
+    root = Path(dataroot) if dataroot else default_dataroot_for(spec.data.needs)
+    if "openlane_v2" in spec.data.needs:   # the sample source: the collection pickle's frames
+        from onlinemap.harness import openlane_index
+
+        try:
+            collection = openlane_index.detect_collection(str(root))
+        except openlane_index.NotOpenLane as exc:
+            fix = ("onlinemap data synth --openlane" if root == paths.data_dir() / "openlane-v2-synth"
+                   else "pass --dataroot DIR (or set OPENLANE_V2_ROOT) pointing at the OpenLane-V2 subset_A data")
+            return Check("data", False, str(exc), fix)
+        return Check("data", True, f"OpenLane-V2 {root} ({collection})")
     try:
         version = nuscenes_index.detect_version(str(root))
     except nuscenes_index.NotNuScenes as exc:
-        fix = (f"onlinemap data synth {root}" if root == paths.default_dataroot() and spec.env_kind == "host"
+        # synth only ever for its own default folder: never suggested over a path the user named
+        fix = ("onlinemap data synth" if root == paths.data_dir() / "nuscenes-synth" and spec.env_kind == "host"
                else "pass --dataroot DIR (or set NUSCENES_ROOT) pointing at a nuScenes root")
         return Check("data", False, str(exc), fix)
     if "map_expansion" in spec.data.needs:

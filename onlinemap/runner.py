@@ -48,6 +48,9 @@ class RunSettings:
     warmup: int = DEFAULT_WARMUP
     min_samples: int = DEFAULT_MIN_SAMPLES
     min_duration_s: float = DEFAULT_MIN_DURATION_S
+    ci_target_pct: float | None = None             # then: until the p50's 95 % interval is within +-this %
+    max_duration_s: float | None = None            # ... or this long measuring
+    rate_hz: float | None = None                   # paced: start a sample every 1/rate s; None: back-to-back
     dataroot: Path | None = None
     version: str | None = None
     device: str = "cpu"
@@ -61,6 +64,7 @@ class RunSettings:
     telemetry_period_s: float = DEFAULT_TELEMETRY_PERIOD_S
     telemetry_csv: bool = True
     exclusive: bool = False
+    refuse_throttled: bool = False                # fail a run whose GPU clocks throttled while measuring
     busy_gpu_mb: float = DEFAULT_BUSY_GPU_MB
     variant: str | None = None                    # env variant (paper | modern ...); None: chosen from the GPU
     echo: bool = True
@@ -105,6 +109,9 @@ def check_durations(settings: RunSettings) -> None:
 
     for name, value, zero_ok in (("timeout_s", settings.timeout_s, False), ("inactivity_s", settings.inactivity_s, False),
                                  ("launch_timeout_s", settings.launch_timeout_s, False),
+                                 ("max_duration_s", settings.max_duration_s, False),
+                                 ("ci_target_pct", settings.ci_target_pct, False),
+                                 ("rate_hz", settings.rate_hz, False),
                                  ("min_duration_s", settings.min_duration_s, True)):
         if value is None and name != "min_duration_s":
             continue
@@ -113,8 +120,9 @@ def check_durations(settings: RunSettings) -> None:
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+            unit = {"ci_target_pct": "percent", "rate_hz": "Hz"}.get(name, "seconds")
             raise UsageError(f"{name}={value!r} is not a {'non-negative' if zero_ok else 'positive'} finite number of "
-                             "seconds", "give a finite number of seconds" + ("" if zero_ok else " > 0, or None for no limit"))
+                             f"{unit}", f"give a finite number of {unit}" + ("" if zero_ok else " > 0, or None"))
 
 
 def _child_env(device: str) -> dict[str, str]:
@@ -166,7 +174,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     Raises OnlinemapError before the run directory exists (unknown device, model not ready, bad
     dataroot or sample token); after that, failures are recorded in run.json, not raised.
     """
-    from onlinemap.data.selection import resolve_dataset, select_samples
+    from onlinemap.data.selection import default_dataroot_for, resolve_dataset, select_samples
     from onlinemap.environments import resolve_environment
     from onlinemap.readiness import require_ready
 
@@ -180,7 +188,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     if settings.timer not in ("wall", "cuda-events"):
         raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
     check_durations(settings)
-    dataroot = Path(settings.dataroot) if settings.dataroot else paths.default_dataroot()
+    dataroot = Path(settings.dataroot) if settings.dataroot else default_dataroot_for(spec.data.needs)
     require_ready(spec, dataroot)
     check_cpu_ok(spec, device)       # after readiness, so a missing env is named first
     env = resolve_environment(spec)
@@ -190,9 +198,10 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
 
         check_backend(settings.backend, device)
         export_dir = find_export(spec, settings.backend, settings.options)
-    root, version = resolve_dataset(dataroot, settings.version)
+    root, version = resolve_dataset(dataroot, settings.version, needs=spec.data.needs)
     samples = select_samples(root, version, count=settings.samples, warmup=settings.warmup,
-                             sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None)
+                             sample_tokens=settings.sample_tokens or None, scenes=settings.scenes or None,
+                             needs=spec.data.needs)
 
     from onlinemap.telemetry.hostinfo import host_record
     from onlinemap.telemetry.nvml import gpu_info, preflight
@@ -240,7 +249,17 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         if settings.telemetry_csv:
             sampler.csv_path = files[rs.TELEMETRY_FILE]
         sampler.take_baseline()
-    follower = _SampleFollower(files[rs.SAMPLES_FILE], progress)
+    def on_sample(rec: dict) -> None:
+        if sampler is not None and not rec.get("warmup"):
+            sampler.note_measured()   # the measured window: GPU state before, throttling, energy
+        if progress is not None:
+            progress(rec)
+
+    follower = _SampleFollower(files[rs.SAMPLES_FILE], on_sample)
+    from onlinemap.runs.summary import PredictionCheck
+
+    checker = PredictionCheck()        # validated as they arrive: the summary is ready at exit
+    predictions = _SampleFollower(files[rs.PREDICTIONS_FILE], checker.feed)
     worker = {}
 
     def on_event(event: dict) -> None:
@@ -254,6 +273,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     def on_tick() -> None:
         lifecycle.poll()
         follower.poll()
+        predictions.poll()
 
     def worker_pid() -> int | None:
         lifecycle.poll()   # the started event may have landed since the last tick
@@ -276,7 +296,8 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         if sampler is not None:
             telemetry_record = sampler.stop()
     follower.poll()
-    _finish(record, run_dir, outcome, telemetry_record)
+    predictions.poll()
+    _finish(record, run_dir, outcome, telemetry_record, checker)
     save_run(run_dir, record)
     return RunOutcome(run_id=run_id, run_dir=run_dir, record=record)
 
@@ -319,6 +340,8 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
                      "options": settings.options},
         "samples": samples, "warmup": min(settings.warmup, len(samples)), "count": settings.samples,
         "min_samples": settings.min_samples, "min_duration_s": settings.min_duration_s, "timer": settings.timer,
+        "ci_target_pct": settings.ci_target_pct, "max_duration_s": settings.max_duration_s,
+        "rate_hz": settings.rate_hz,
         "events": str(files[rs.EVENTS_FILE]), "samples_out": str(files[rs.SAMPLES_FILE]),
         "predictions": str(files[rs.PREDICTIONS_FILE]), "parent_pid": os.getpid(),
         "backend": {"name": settings.backend, "export_dir": str(export_dir) if export_dir else None},
@@ -343,7 +366,7 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
     return record, files
 
 
-def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None) -> None:
+def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None, checker=None) -> None:
     """Fill status, summary and error from the files the worker wrote and the process outcome."""
     from onlinemap.runs.summary import summarize_run
 
@@ -356,7 +379,9 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
     env_event = lifecycle.get(ev.ENV) or {}
     record.versions = {k: env_event.get(k) for k in ("python", "torch", "torch_cuda", "cudnn", "cuda_available",
                                                       "packages", "gpu") if k in env_event}
-    summary, invalid = summarize_run(run_dir, lifecycle, telemetry)
+    summary, invalid = summarize_run(run_dir, lifecycle, telemetry,
+                                     temporal=bool((record.model_spec or {}).get("temporal")),
+                                     predictions=checker)
     summary["warnings"] = _stop_rule_warnings(record.settings, summary)
     for warning in summary["warnings"]:
         log.warning("%s: %s", record.model, warning)
@@ -395,6 +420,15 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
         record.status = "failed"
         record.exit_code = EXIT_FAILED
         record.error = {"message": "no sample was measured", "hint": f"see {run_dir / rs.LOG_FILE}"}
+    elif record.settings.get("refuse_throttled") and (telemetry or {}).get("throttled"):
+        record.status = "failed"
+        record.exit_code = EXIT_FAILED
+        record.error = {"message": "GPU clocks were throttled while the run measured ("
+                                   f"{', '.join(telemetry['throttle_reasons'])} in {telemetry['throttle_ticks']} "
+                                   f"of {telemetry['throttle_checked_ticks']} sampler ticks): the figures are "
+                                   "not the GPU's full speed",
+                        "hint": "let the GPU cool, check its power limit (nvidia-smi -q -d PERFORMANCE,POWER) "
+                                "and re-run, or drop --refuse-throttled to keep such runs"}
     else:
         record.status = "ok"
         record.exit_code = EXIT_OK
@@ -403,6 +437,11 @@ def _finish(record: rs.RunRecord, run_dir: Path, outcome, telemetry: dict | None
 def _stop_rule_warnings(settings: dict, summary: dict) -> list[str]:
     """Say so when an open-ended run stopped because the samples ran out before its stop rule was met."""
     samples = summary.get("samples") or {}
+    if samples.get("stop_reason") == "max_duration":
+        rel = ((summary.get("latency_ms") or {}).get("forward") or {}).get("p50_ci_rel_pct")
+        return [f"--max-duration {settings.get('max_duration_s'):g} s passed before the median's 95 % interval was "
+                f"within +-{settings.get('ci_target_pct'):g} % (it is +-{rel if rel is None else round(rel, 2)} %): "
+                "the forward time varies more than asked (see cv_pct), or raise --max-duration"]
     if settings.get("samples") is not None or samples.get("stop_reason") != "exhausted":
         return []
     measured, wanted = samples.get("measured") or 0, int(settings.get("min_samples") or 0)

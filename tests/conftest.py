@@ -21,11 +21,35 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
-    """A synthetic nuScenes v1.0-mini dataset: 2 scenes x 20 samples (read-only for tests)."""
+    """A synthetic nuScenes v1.0-mini dataset: 2 scenes x 20 samples, both straight (read-only for tests).
+
+    Straight: the evaluation tests shift GT along the road in the ego frame. The default dataset
+    (10 x 40, odd scenes turning) is too large for the suite; ``synth_turn_root`` has a turn.
+    """
     from onlinemap.data.synth import write_synthetic_nuscenes
 
     root = tmp_path_factory.mktemp("nuscenes-synth")
-    write_synthetic_nuscenes(root, scenes=2, samples_per_scene=20, seed=0)
+    write_synthetic_nuscenes(root, scenes=2, samples_per_scene=20, seed=0, turns=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_turn_root(tmp_path_factory) -> Path:
+    """A synthetic nuScenes v1.0-mini: 2 scenes x 16 samples; scene-0916 (mini_val) turns left 90 deg in 3 s."""
+    from onlinemap.data.synth import write_synthetic_nuscenes
+
+    root = tmp_path_factory.mktemp("nuscenes-synth-turn")
+    write_synthetic_nuscenes(root, scenes=2, samples_per_scene=16, seed=0, turns=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def synth_openlane_root(tmp_path_factory) -> Path:
+    """A synthetic OpenLane-V2 subset A: 2 segments x 4 frames, val collection pickle (read-only for tests)."""
+    from onlinemap.data.synth_openlane import write_synthetic_openlane
+
+    root = tmp_path_factory.mktemp("openlane-v2-synth")
+    write_synthetic_openlane(root, segments=2, frames_per_segment=4, seed=0)
     return root
 
 

@@ -134,6 +134,7 @@ class Adapter(object):
         for cam in CAMERAS:
             path = os.path.join(self.settings["dataroot"], records[cam]["filename"])
             with Image.open(path) as im:
+                im.draft("RGB", (w, h))   # JPEG: decode at the smallest DCT scale >= (w, h) (1600x900 -> 400x225)
                 arr = np.asarray(im.convert("RGB").resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0
             images.append(((arr - mean) / std).transpose(2, 0, 1))
         batch = torch.from_numpy(np.stack(images)).to(self.device, non_blocking=True)

@@ -60,7 +60,7 @@ def comparison_table(rows: list[dict]) -> str:
 @click.command("compare")
 @run_selection
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="report directory for comparison_summary.json [default: ONLINEMAP_HOME/reports/<timestamp>]")
+              help="also write comparison_summary.json and comparison.csv into this folder [default: write nothing]")
 @click.option("--json", "as_json", is_flag=True, help="print the rows as JSON")
 @click.option("--csv", "as_csv", is_flag=True, help="print the rows as CSV")
 def compare(run_ids, latest, models, out, as_json, as_csv):
@@ -69,8 +69,8 @@ def compare(run_ids, latest, models, out, as_json, as_csv):
     \b
     onlinemap compare 20260101-1200 20260101-1300      run ids (unique prefixes are enough)
     onlinemap compare --latest --models all            the newest ok run of each model
-    Accuracy appears once `onlinemap eval` has written the run's metrics.json. Also writes
-    comparison_summary.json and comparison.csv into the report directory.
+    Accuracy appears once `onlinemap eval` has written the run's metrics.json. Prints only;
+    --out DIR also writes comparison_summary.json and comparison.csv (`onlinemap report`: a full report).
     """
     from onlinemap import api
     from onlinemap.report.compare import rows_to_csv
@@ -85,4 +85,5 @@ def compare(run_ids, latest, models, out, as_json, as_csv):
         click.echo(comparison_table(rows))
         if any(not r["has_metrics"] for r in rows):
             click.echo("accuracy: run `onlinemap eval RUN_ID…` for the runs marked 'not evaluated'")
-    click.echo(f"wrote {result['files']['summary']}", err=True)
+    if result["files"]:
+        click.echo(f"wrote {result['files']['summary']}", err=True)

@@ -18,13 +18,22 @@ def cron():
 @cron.command("install")
 @click.option("--at", "at", default="03:00", show_default=True, help="local time, HH:MM")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="nightly.toml to pass to the job")
-def install(at, config_path):
-    """Add (or replace) the nightly line."""
+              help="nightly.toml to pass to the job [default: ONLINEMAP_HOME/nightly.toml]")
+@click.option("--dataroot", type=click.Path(file_okay=False, exists=True), default=None,
+              help="dataset the nightly job uses, recorded in its config [default: $NUSCENES_ROOT]")
+@click.option("--version", "version", default=None, help="nuScenes version to record with it, e.g. v1.0-mini")
+def install(at, config_path, dataroot, version):
+    """Add (or replace) the nightly line.
+
+    cron passes no NUSCENES_ROOT: the dataroot (--dataroot, else $NUSCENES_ROOT) is written into the
+    nightly config the line runs, so cron nights measure the same data as `onlinemap nightly` by hand.
+    """
     from onlinemap.nightly import cron as c
 
-    line = c.install(at, config=config_path)
+    line, recorded = c.install(at, config=config_path, dataroot=dataroot, version=version)
     click.echo(f"installed: {line}")
+    if recorded:
+        click.echo(recorded)
     if c.status().daemon is None:
         click.echo("warning: no cron daemon is running here (on a pod: apt-get install -y cron && service cron start)",
                    err=True)

@@ -6,6 +6,9 @@ from pathlib import Path
 import click
 
 from onlinemap.cli.options import positive_int
+from onlinemap.data.synth import DEFAULT_SAMPLES_PER_SCENE, DEFAULT_SCENES
+
+OPENLANE_SEGMENTS, OPENLANE_FRAMES = 2, 10
 
 
 @click.group("data")
@@ -15,24 +18,60 @@ def data():
 
 @data.command("synth")
 @click.argument("directory", type=click.Path(file_okay=False), required=False)
-@click.option("--scenes", type=positive_int, default=2, show_default=True,
-              help="scenes to write (1-10; names follow the official mini split, mini_val first)")
-@click.option("--samples-per-scene", type=positive_int, default=20, show_default=True)
+@click.option("--scenes", type=positive_int, default=None,
+              help=f"scenes to write (1-10; names follow the official mini split, mini_val first) "
+                   f"[default: {DEFAULT_SCENES}; --openlane: segments, 1-20, default {OPENLANE_SEGMENTS}]")
+@click.option("--samples-per-scene", type=positive_int, default=None,
+              help=f"key frames per scene, 2 Hz [default: {DEFAULT_SAMPLES_PER_SCENE}; --openlane: "
+                   f"{OPENLANE_FRAMES}]")
 @click.option("--seed", type=int, default=0, show_default=True)
-def synth(directory, scenes, samples_per_scene, seed):
+@click.option("--openlane", is_flag=True,
+              help="write an OpenLane-V2 subset A (val collection, for TopoMLP) instead; DIRECTORY defaults "
+                   "to ONLINEMAP_HOME/data/openlane-v2-synth")
+def synth(directory, scenes, samples_per_scene, seed, openlane):
     """Write a synthetic nuScenes v1.0-mini dataset into DIRECTORY.
 
     DIRECTORY defaults to ONLINEMAP_HOME/data/nuscenes-synth, the dataroot run commands use when
     no --dataroot or NUSCENES_ROOT is given. `nuscenes.NuScenes("v1.0-mini", DIRECTORY)` loads it.
-    The content is random (seeded): use it to exercise the pipeline, never to judge accuracy.
+    The default size is the real v1.0-mini's (10 scenes x 40 samples), with 1600x900 images, map
+    expansion for all four locations and DIRECTORY/can_bus/. The content is random (seeded): use
+    it to exercise the pipeline, never to judge accuracy.
+
+    With --openlane it writes a synthetic OpenLane-V2 subset A (the val collection pickle TopoMLP
+    reads, images, info JSONs) instead.
+
+    DIRECTORY must be missing, empty, or an earlier synthetic dataset (its SYNTHETIC.json marker):
+    anything else is refused, so a real dataset is never overwritten.
     """
     from onlinemap import paths
-    from onlinemap.data.synth import write_synthetic_nuscenes
+    from onlinemap.data.synth import NotSyntheticError, write_synthetic_nuscenes
     from onlinemap.errors import UsageError
 
+    if openlane:
+        from onlinemap.data.synth_openlane import write_synthetic_openlane
+
+        root = Path(directory) if directory else paths.data_dir() / "openlane-v2-synth"
+        try:
+            info = write_synthetic_openlane(root, segments=scenes or OPENLANE_SEGMENTS,
+                                            frames_per_segment=samples_per_scene or OPENLANE_FRAMES, seed=seed)
+        except NotSyntheticError as exc:
+            raise UsageError(str(exc), "pass an empty or new DIRECTORY (nothing in it was changed)") from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            from onlinemap.errors import OnlinemapError
+
+            raise OnlinemapError(f"cannot write {root}: {exc.strerror or exc}",
+                                 "check the path and free disk space") from None
+        click.echo(f"wrote {info['frames']} frames in {info['segments']} segments to {root} "
+                   f"(OpenLane-V2 subset A, {info['collection']}.pkl)")
+        return
     root = Path(directory) if directory else paths.data_dir() / "nuscenes-synth"
     try:
-        info = write_synthetic_nuscenes(root, scenes=scenes, samples_per_scene=samples_per_scene, seed=seed)
+        info = write_synthetic_nuscenes(root, scenes=scenes or DEFAULT_SCENES,
+                                        samples_per_scene=samples_per_scene or DEFAULT_SAMPLES_PER_SCENE, seed=seed)
+    except NotSyntheticError as exc:
+        raise UsageError(str(exc), "pass an empty or new DIRECTORY (nothing in it was changed)") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

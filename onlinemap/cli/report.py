@@ -11,15 +11,28 @@ __all__ = ["report"]
 @click.option("--models", "-m", default=None, help="without run ids: A,B or all [default: all]")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="report directory [default: ONLINEMAP_HOME/reports/<timestamp>]")
-def report(run_ids, models, out):
+@click.option("--html", "html_dir", type=click.Path(file_okay=False), default=None,
+              help="instead: write/update the static HTML dashboard of every run in the results folder into DIR")
+def report(run_ids, models, out, html_dir):
     """Write a report: summary.md, latency/memory/accuracy PNGs, comparison_summary.json.
 
     \b
     onlinemap report                         the newest ok run of every model
     onlinemap report RUN_ID RUN_ID --out r/  these runs
+    onlinemap report --html site/            the HTML dashboard (open site/index.html)
     Run `onlinemap eval` first to get the accuracy-vs-latency figure.
     """
     from onlinemap import api
+
+    if html_dir:
+        if run_ids or models or out:
+            raise click.UsageError("--html covers every run of the results folder: drop RUN_IDs, --models and --out")
+        from onlinemap.dashboard import build_site
+
+        site = build_site(html_dir)
+        click.echo(f"dashboard of {site['runs']} run(s) in {site['index']} "
+                   f"({site['rebuilt']} run page(s) rebuilt, {site['reused']} unchanged)")
+        return
 
     result = api.report(list(run_ids) or None, models=models, out=out)
     click.echo(f"report of {len(result['rows'])} run(s) ({', '.join(sorted({r['model'] for r in result['rows']}))}) "

@@ -15,7 +15,7 @@ def _acc(value) -> str:
 
 @click.command("results")
 @click.option("--model", "-m", default=None, help="only this model's runs")
-@click.option("--limit", type=int, default=30, show_default=True, help="rows to show (0 = all)")
+@click.option("--limit", type=click.IntRange(min=0), default=30, show_default=True, help="rows to show (0 = all)")
 @click.option("--json", "as_json", is_flag=True, help="print JSON rows")
 def results(model, limit, as_json):
     """List the runs on disk, newest first.
@@ -26,13 +26,17 @@ def results(model, limit, as_json):
     """
     from onlinemap import api
 
-    rows = api.list_runs(model=model)
+    from onlinemap.runs.store import count_run_dirs
+
+    # one row more than shown tells whether older runs exist, without reading them all
+    rows = api.list_runs(model=model, limit=(limit + 1) if limit else None)
     shown = rows if not limit else rows[:limit]
     if as_json:
         click.echo(json.dumps(shown, indent=2, default=str))
         return
     if not rows:
-        click.echo("no runs yet: try `onlinemap test --model reference`")
+        click.echo(f"no runs of {model} yet: try `onlinemap test --model {model}`" if model
+                   else "no runs yet: try `onlinemap test --model reference`")
         return
     click.echo(table([[r["run_id"], r["model"], r["kind"], r["status"], r["device"], r["measured"], fmt_ms(r["p50_ms"]),
                        fmt_ms(r["p90_ms"]), fmt_mb(r["torch_max_allocated_mb"]), fmt_mb(r["host_rss_peak_mb"]),
@@ -41,4 +45,5 @@ def results(model, limit, as_json):
                      ["run", "model", "kind", "status", "device", "n", "p50", "p90", "torch peak", "host RSS",
                       "mAP", "NDS", "map mAP"]))
     if limit and len(rows) > limit:
-        click.echo(f"({len(rows) - limit} older runs not shown; --limit 0 shows all)")
+        older = "older runs" if model else f"{max(count_run_dirs() - limit, 1)} older run folders"
+        click.echo(f"({older} not shown; --limit 0 shows all)")

@@ -1,34 +1,50 @@
-"""A small synthetic dataset in the real nuScenes layout, loadable by ``nuscenes.NuScenes``.
+"""A synthetic dataset in the real nuScenes layout, loadable by ``nuscenes.NuScenes``.
 
 Why: no machine here can download nuScenes, yet the whole pipeline (sample selection, camera
-images, model forward, prediction conversion, devkit evaluation) must run for real. The tables
-follow the v1.0 schema field for field; scene names come from the official mini split (the first
-two are mini_val's), so the devkit's split helpers accept them; annotations carry categories,
-attributes, visibility and lidar point counts so that detection evaluation has real ground truth.
+images, the models' own info converters, model forward, prediction conversion, devkit evaluation)
+must run for real. The tables follow the v1.0 schema field for field; scene names come from the
+official mini split (the first two are mini_val's), so the devkit's split helpers accept them;
+annotations carry categories, attributes, visibility and lidar point counts so that detection
+evaluation has real ground truth.
 
-Everything is deterministic for a given seed: ego drives a straight line at constant speed, some
-objects are parked, some move with constant velocity, all stay within 40 m of the ego vehicle.
+The default size is the real v1.0-mini's (10 scenes of 40 key frames: 400 samples; the real one
+has 404), so every README command runs on it; tests pass a small size explicitly.
+
+What the upstream converters and pipelines read is there and consistent: 1600x900 JPEGs with
+intrinsics that agree with them (synth_camera.py), map expansion v1.3 for all four locations
+(synth_map.py; the MapTR/VAD dataset constructors open all four), the CAN bus expansion under
+``can_bus/`` (synth_canbus.py), and no box with exactly two corners in front of a camera (the
+converters' 2-D box code crashes on one). The ego drives straight in even-numbered scenes and
+makes a 90-degree left turn within 3 s in odd-numbered ones (synth_motion.py); some objects are
+parked, some move with constant velocity, all are annotated only within 40 m of the ego.
+
+Everything is deterministic for a given seed. ``SYNTHETIC.json`` marks a folder as written here:
+:func:`write_synthetic_nuscenes` refuses to write into a non-empty folder without it, so it can
+never overwrite a user's dataset.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from onlinemap.data.synth_camera import (CAMERAS, IMAGE_SIZE, box_corners, camera_rotation, camera_translation,
+                                         corners_in_front, intrinsic, quat_yaw, write_camera_image)
+from onlinemap.data.synth_canbus import write_can_bus
 from onlinemap.data.synth_map import write_map_expansion
+from onlinemap.data.synth_motion import EgoPath
 
-__all__ = ["write_synthetic_nuscenes", "MINI_SCENES", "CAMERAS", "CATEGORY_OF_CLASS"]
+__all__ = ["write_synthetic_nuscenes", "check_target", "NotSyntheticError", "MINI_SCENES", "CAMERAS",
+           "CATEGORY_OF_CLASS", "LOCATIONS", "MARKER", "DEFAULT_SCENES", "DEFAULT_SAMPLES_PER_SCENE"]
 
 # devkit nuscenes/utils/splits.py: mini_val first, then mini_train
 MINI_SCENES = ("scene-0103", "scene-0916", "scene-0061", "scene-0553", "scene-0655", "scene-0757", "scene-0796",
                "scene-1077", "scene-1094", "scene-1100")
-CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
-# camera yaw relative to the ego x axis (degrees), roughly as mounted on the nuScenes car
-CAMERA_YAW = {"CAM_FRONT": 0, "CAM_FRONT_RIGHT": -55, "CAM_FRONT_LEFT": 55, "CAM_BACK": 180,
-              "CAM_BACK_LEFT": 110, "CAM_BACK_RIGHT": -110}
+DEFAULT_SCENES, DEFAULT_SAMPLES_PER_SCENE = 10, 40   # the real v1.0-mini: 10 scenes, 404 samples
 CATEGORIES = ("animal", "human.pedestrian.adult", "human.pedestrian.child", "human.pedestrian.construction_worker",
               "human.pedestrian.personal_mobility", "human.pedestrian.police_officer", "human.pedestrian.stroller",
               "human.pedestrian.wheelchair", "movable_object.barrier", "movable_object.debris",
@@ -51,41 +67,74 @@ CATEGORY_OF_CLASS = {
     "traffic_cone": ("movable_object.trafficcone", (0.4, 0.4, 1.0), None, None),
     "barrier": ("movable_object.barrier", (2.5, 0.5, 1.0), None, None),
 }
+# all four nuScenes locations (map expansion files are written for every one of them)
 LOCATIONS = ("singapore-onenorth", "boston-seaport", "singapore-queenstown", "singapore-hollandvillage")
 MAP_SIZE_PX = 2000          # map masks are 0.1 m per pixel: 200 m x 200 m
-IMAGE_SIZE = (320, 180)     # (w, h): small JPEGs; the real ones are 1600 x 900
 SAMPLE_PERIOD_US = 500_000  # key frames at 2 Hz, as nuScenes
+ANNOTATION_RANGE_M = 40.0
+MARKER = "SYNTHETIC.json"   # written last; marks the folder as synthetic (see check_target)
+# what the writer puts at the top of the root (a folder with other entries is not replaced silently)
+WRITTEN = ("samples", "maps", "can_bus", MARKER)
+
+
+class NotSyntheticError(ValueError):
+    """The target folder holds data that `onlinemap data synth` did not write."""
 
 
 def _token(*parts: object) -> str:
     return hashlib.md5("/".join(map(str, parts)).encode()).hexdigest()
 
 
-def _quat_yaw(yaw: float) -> list[float]:
-    return [math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2)]
+def check_target(root: Path) -> None:
+    """Refuse (NotSyntheticError) a non-empty ``root`` without the synthetic marker: never overwrite real data."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise NotSyntheticError(f"{root} exists and is not a folder")
+    if not root.is_dir() or not any(root.iterdir()):
+        return
+    if not (root / MARKER).is_file():
+        raise NotSyntheticError(f"{root} is not empty and was not written by `onlinemap data synth` (no {MARKER}): "
+                                "refusing to write into it")
 
 
-def _quat_mul(a, b):
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return [w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2, w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2, w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2]
+def _clear_previous(root: Path) -> None:
+    """Remove what an earlier synth run wrote (listed in its marker), so no stale file survives."""
+    try:
+        old = json.loads((root / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for name in old.get("entries", []):
+        if "/" in name or name in ("", ".", ".."):
+            continue
+        path = root / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
 
 
-def _camera_rotation(yaw_deg: float) -> list[float]:
-    """Sensor->ego rotation of a camera looking along ``yaw_deg`` (camera z forward, x right, y down)."""
-    base = [0.5, -0.5, 0.5, -0.5]  # maps camera axes to ego axes for a forward-looking camera
-    return _quat_mul(_quat_yaw(math.radians(yaw_deg)), base)
+def write_synthetic_nuscenes(root: Path, *, scenes: int = DEFAULT_SCENES,
+                             samples_per_scene: int = DEFAULT_SAMPLES_PER_SCENE, objects_per_scene: int = 12,
+                             seed: int = 0, version: str = "v1.0-mini", turns: bool = True) -> dict:
+    """Write the dataset under ``root`` and return a short description of what was written.
 
+    ``turns``: odd-numbered scenes make a 90-degree left turn (False: every scene drives straight).
 
-def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: int = 20, objects_per_scene: int = 12,
-                             seed: int = 0, version: str = "v1.0-mini") -> dict:
-    """Write the dataset under ``root`` and return a short description of what was written."""
+    ``root`` must be missing, empty, or an earlier synthetic dataset (replaced); anything else
+    raises NotSyntheticError before a single file is written.
+    """
     if not 1 <= scenes <= len(MINI_SCENES):
         raise ValueError(f"scenes must be between 1 and {len(MINI_SCENES)} (the official mini split's size)")
     if samples_per_scene < 2:
         raise ValueError("samples_per_scene must be at least 2")
     root = Path(root)
+    check_target(root)
+    _clear_previous(root)
+    root.mkdir(parents=True, exist_ok=True)
+    # the marker comes first (so an interrupted write can be redone) and says "complete" only at the end
+    entries = [version, *WRITTEN]
+    (root / MARKER).write_text(json.dumps({"synthetic": True, "complete": False, "writer": "onlinemap data synth",
+                                           "entries": entries}) + "\n", encoding="utf-8")
     rng = np.random.default_rng(seed)
     tables: dict[str, list] = {name: [] for name in (
         "category", "attribute", "visibility", "instance", "sensor", "calibrated_sensor", "ego_pose", "log",
@@ -103,7 +152,7 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
     tables["sensor"] = [{"token": sensor_token[c], "channel": c, "modality": "lidar" if c == "LIDAR_TOP" else "camera"}
                         for c in channels]
 
-    # maps: one mask per location used, 0.1 m/px, drivable area = a band along the x axis
+    # maps: one semantic-prior mask per location used, 0.1 m/px, drivable area = a band along the x axis
     used_locations = [LOCATIONS[i % len(LOCATIONS)] for i in range(scenes)]
     (root / "maps").mkdir(parents=True, exist_ok=True)
     map_records: dict[str, dict] = {}
@@ -118,9 +167,8 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
         map_records[loc] = {"token": token, "log_tokens": [], "category": "semantic_prior", "filename": filename}
 
     width_px, height_px = IMAGE_SIZE
-    fx = width_px / (2 * math.tan(math.radians(70) / 2))
-    n_samples = 0
-    n_anns = 0
+    n_samples = n_anns = n_dropped = 0
+    side_roads: dict[str, list[float]] = {}   # location -> x of the side road a turning scene turns into
     for s_idx in range(scenes):
         name = MINI_SCENES[s_idx]
         loc = used_locations[s_idx]
@@ -133,53 +181,66 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
             token = _token("calib", name, c, seed)
             calib[c] = token
             if c == "LIDAR_TOP":
-                rec = {"translation": [0.94, 0.0, 1.84], "rotation": _quat_yaw(-math.pi / 2), "camera_intrinsic": []}
+                rec = {"translation": [0.94, 0.0, 1.84], "rotation": quat_yaw(-math.pi / 2), "camera_intrinsic": []}
             else:
-                yaw = math.radians(CAMERA_YAW[c])
-                rec = {"translation": [1.0 * math.cos(yaw), 0.5 * math.sin(yaw), 1.5],
-                       "rotation": _camera_rotation(CAMERA_YAW[c]),
-                       "camera_intrinsic": [[fx, 0.0, width_px / 2], [0.0, fx, height_px / 2], [0.0, 0.0, 1.0]]}
+                rec = {"translation": camera_translation(c), "rotation": camera_rotation(c),
+                       "camera_intrinsic": intrinsic(c)}
             tables["calibrated_sensor"].append({"token": token, "sensor_token": sensor_token[c], **rec})
 
-        # ego path: along +x (with a small heading) through the map's drivable band
-        start = np.array([60.0 + 10 * s_idx, 100.0 + rng.uniform(-3, 3), 0.0])
-        heading = rng.uniform(-0.05, 0.05)
-        speed = rng.uniform(3.0, 6.0)
+        # ego path: along +x (with a small heading) through the map's drivable band; odd scenes turn left
+        duration = (samples_per_scene - 1) * SAMPLE_PERIOD_US / 1e6
+        turn_start = round(0.3 * (samples_per_scene - 1)) * SAMPLE_PERIOD_US / 1e6   # on a key frame
+        path = EgoPath(x0=60.0 + 10 * s_idx, y0=100.0 + float(rng.uniform(-3, 3)),
+                       heading=float(rng.uniform(-0.05, 0.05)), speed=float(rng.uniform(3.0, 6.0)),
+                       turn_start=turn_start if turns and s_idx % 2 else None)
+        if path.turn_start is not None:   # the side road is centred 2.5 m left of the ego's lane centre
+            after = path.state(path.turn_start + path.turn_duration)
+            side_roads.setdefault(loc, []).append(round(after.x - 2.5, 3))
         t0 = 1533151600_000000 + s_idx * 100_000_000
         sample_tokens = [_token("sample", name, i, seed) for i in range(samples_per_scene)]
-        ego_poses = []
-        for i in range(samples_per_scene):
-            dist = speed * i * SAMPLE_PERIOD_US / 1e6
-            pos = start + dist * np.array([math.cos(heading), math.sin(heading), 0.0])
-            ego_poses.append((pos, heading, t0 + i * SAMPLE_PERIOD_US))
+        ego_states = [path.state(i * SAMPLE_PERIOD_US / 1e6) for i in range(samples_per_scene)]
+        ego_xy = np.array([[e.x, e.y] for e in ego_states])
+        write_can_bus(root / "can_bus", name, path, t0, duration)
 
-        # objects: drawn around the path in the ego start frame; some move
+        # objects: drawn beside the path (both sides, 3-12 m off it); some move. None comes near the
+        # ego's path or another object, and objects of one class stay > 6 m apart (so a matcher cannot
+        # confuse them), at every key frame.
         classes = list(CATEGORY_OF_CLASS)
         objects = []
+        key_times = np.arange(samples_per_scene) * SAMPLE_PERIOD_US / 1e6
         for o in range(objects_per_scene):
             cls = classes[(o + s_idx) % len(classes)]
             category, size, moving_attr, still_attr = CATEGORY_OF_CLASS[cls]
             moving = moving_attr is not None and o % 3 == 0
-            along = rng.uniform(-5, 5 + speed * samples_per_scene * 0.5)
-            side = rng.choice([-1, 1]) * rng.uniform(3.0, 12.0)
-            yaw = heading + (0.0 if rng.random() < 0.7 else math.pi / 2) + rng.uniform(-0.1, 0.1)
-            vel = (np.array([math.cos(yaw), math.sin(yaw)]) * rng.uniform(1.0, 4.0)) if moving else np.zeros(2)
-            pos0 = start + along * np.array([math.cos(heading), math.sin(heading), 0.0]) + \
-                side * np.array([-math.sin(heading), math.cos(heading), 0.0])
-            pos0[2] = size[2] / 2
+            reach = max(size[0], size[1]) / 2
+            for _attempt in range(100):
+                at = path.state(float(rng.uniform(-2.0, duration + 2.0)))
+                side = float(rng.choice([-1, 1]) * rng.uniform(3.0, 12.0))
+                yaw = at.yaw + (0.0 if rng.random() < 0.7 else math.pi / 2) + float(rng.uniform(-0.1, 0.1))
+                vel = (np.array([math.cos(yaw), math.sin(yaw)]) * rng.uniform(1.0, 4.0)) if moving else np.zeros(2)
+                pos0 = np.array([at.x - side * math.sin(at.yaw), at.y + side * math.cos(at.yaw), size[2] / 2])
+                track = pos0[:2] + np.outer(key_times, vel)
+                if np.linalg.norm(track[:, None, :] - ego_xy[None, :, :], axis=2).min() < 2.0 + reach:
+                    continue
+                if all(np.linalg.norm(track - other["track"], axis=1).min()
+                       > (6.0 if other["cls"] == cls else 1.0 + reach + other["reach"]) for other in objects):
+                    break
             inst = _token("instance", name, o, seed)
             objects.append({"cls": cls, "category": category, "size": size, "yaw": yaw, "vel": vel, "pos0": pos0,
-                            "attr": moving_attr if moving else still_attr, "instance": inst, "anns": []})
+                            "attr": moving_attr if moving else still_attr, "instance": inst, "anns": [],
+                            "track": track, "reach": reach})
 
         for i, token in enumerate(sample_tokens):
-            pos, yaw, ts = ego_poses[i]
+            ego = ego_states[i]
+            ts = t0 + i * SAMPLE_PERIOD_US
+            ego_xyz = (ego.x, ego.y, 0.0)
             data = {}
             for c in channels:
                 sd_token = _token("sd", name, c, i, seed)
                 data[c] = sd_token
                 ego_token = _token("ego", name, c, i, seed)
-                tables["ego_pose"].append({"token": ego_token, "timestamp": ts, "rotation": _quat_yaw(yaw),
-                                           "translation": [float(v) for v in pos]})
+                tables["ego_pose"].append({"token": ego_token, "timestamp": ts, "rotation": quat_yaw(ego.yaw),
+                                           "translation": [float(v) for v in ego_xyz]})
                 if c == "LIDAR_TOP":
                     filename = f"samples/LIDAR_TOP/{name}__LIDAR_TOP__{ts}.pcd.bin"
                     fmt, w, h = "pcd", 0, 0
@@ -190,7 +251,7 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
                     filename = f"samples/{c}/{name}__{c}__{ts}.jpg"
                     fmt, w, h = "jpg", width_px, height_px
                     (root / filename).parent.mkdir(parents=True, exist_ok=True)
-                    _write_camera_image(root / filename, rng, i, c)
+                    write_camera_image(root / filename, rng, i, c)
                 tables["sample_data"].append({
                     "token": sd_token, "sample_token": token, "ego_pose_token": ego_token,
                     "calibrated_sensor_token": calib[c], "timestamp": ts, "fileformat": fmt, "is_key_frame": True,
@@ -204,20 +265,24 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
             for obj in objects:
                 p = obj["pos0"].copy()
                 p[:2] += obj["vel"] * t
-                if np.linalg.norm(p[:2] - pos[:2]) > 40.0:
+                dist = float(np.linalg.norm(p[:2] - ego_xy[i]))
+                if dist > ANNOTATION_RANGE_M:
+                    continue
+                corners = box_corners(p, obj["size"], obj["yaw"])
+                if any(corners_in_front(corners, ego_xyz, ego.yaw, c) in (1, 2) for c in CAMERAS):
+                    n_dropped += 1   # the converters' 2-D hull would be a LineString (nuscenes-devkit#762)
                     continue
                 ann_token = _token("ann", obj["instance"], i, seed)
                 obj["anns"].append(ann_token)
-                dist = float(np.linalg.norm(p[:2] - pos[:2]))
                 tables["sample_annotation"].append({
                     "token": ann_token, "sample_token": token, "instance_token": obj["instance"],
                     "visibility_token": str(4 if dist < 20 else 3),
                     "attribute_tokens": [attr_token[obj["attr"]]] if obj["attr"] else [],
-                    "translation": [float(v) for v in p], "size": list(obj["size"]), "rotation": _quat_yaw(obj["yaw"]),
+                    "translation": [float(v) for v in p], "size": list(obj["size"]), "rotation": quat_yaw(obj["yaw"]),
                     "num_lidar_pts": int(max(1, 200 - 4 * dist)), "num_radar_pts": int(max(0, 10 - dist // 4)),
                     "prev": "", "next": ""})
                 n_anns += 1
-        # link annotations of an instance (only consecutive key frames in which it was visible)
+        # link annotations of an instance (the key frames in which it was annotated, in order)
         ann_by_token = {a["token"]: a for a in tables["sample_annotation"]}
         for obj in objects:
             if not obj["anns"]:
@@ -231,7 +296,8 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
         tables["scene"].append({"token": _token("scene", name, seed), "log_token": log_token,
                                 "nbr_samples": samples_per_scene, "first_sample_token": sample_tokens[0],
                                 "last_sample_token": sample_tokens[-1], "name": name,
-                                "description": "synthetic scene written by onlinemap data synth"})
+                                "description": "synthetic scene written by onlinemap data synth"
+                                               + (" (left turn)" if path.turn_start is not None else "")})
         n_samples += samples_per_scene
 
     tables["map"] = list(map_records.values())
@@ -239,19 +305,11 @@ def write_synthetic_nuscenes(root: Path, *, scenes: int = 2, samples_per_scene: 
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in tables.items():
         (out / f"{name}.json").write_text(json.dumps(rows, indent=0), encoding="utf-8")
+    write_map_expansion(root, LOCATIONS, seed, side_roads)
     info = {"dataroot": str(root), "version": version, "scenes": scenes, "samples": n_samples,
-            "annotations": n_anns, "seed": seed, "synthetic": True}
-    (root / "SYNTHETIC.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    write_map_expansion(root, used_locations, seed)
+            "annotations": n_anns, "seed": seed, "synthetic": True, "writer": "onlinemap data synth",
+            "image_size": list(IMAGE_SIZE),
+            "turning_scenes": [MINI_SCENES[i] for i in range(1, scenes, 2)] if turns else [],
+            "boxes_left_out_two_corners_in_front": n_dropped, "complete": True, "entries": entries}
+    (root / MARKER).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return info
-
-
-def _write_camera_image(path: Path, rng: np.random.Generator, index: int, camera: str) -> None:
-    from PIL import Image
-
-    w, h = IMAGE_SIZE
-    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-    phase = (index * 0.3 + CAMERAS.index(camera)) % (2 * math.pi)
-    base = 127 + 60 * np.sin(x / 17.0 + phase)[..., None] * np.array([1.0, 0.6, 0.3]) + (y / h * 60)[..., None]
-    noise = rng.normal(0, 12, size=(h, w, 3))
-    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(path, quality=85)

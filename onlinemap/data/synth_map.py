@@ -13,7 +13,8 @@ Layout (global metres; the synthetic ego drives along +x through y ~ 100, see sy
 - road segments y in [90, 110] in blocks of ``BLOCK`` m; four lanes of 5 m;
 - a road divider (y = 100) and two lane dividers (y = 95, 105) per block, each broken around the
   block's pedestrian crossing (4 m wide, across the whole road);
-- walkways beside the road, y in [86, 90] and [110, 114].
+- walkways beside the road, y in [86, 90] and [110, 114];
+- for each scene that turns left: a side road towards +y where its ego turns (``_side_road``).
 A seed shifts the crossings along x so that different seeds give different maps.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -36,6 +37,7 @@ WALKWAY_YS = ((86.0, 90.0), (110.0, 114.0))
 DIVIDER_YS = {"road_divider": (100.0,), "lane_divider": (95.0, 105.0)}
 BLOCK = 50.0                       # road-segment length along x
 CROSSING_WIDTH = 4.0
+SIDE_Y1 = 320.0                    # side roads (turning scenes) run from the main road to here
 
 
 def _token(*parts: object) -> str:
@@ -78,7 +80,7 @@ class _MapWriter:
         return t, nodes
 
 
-def _build(location: str, seed: int) -> dict:
+def _build(location: str, seed: int, side_roads: Iterable[float] = ()) -> dict:
     rng = np.random.default_rng([seed, sum(map(ord, location))])
     w = _MapWriter(location, seed)
     L = w.layers
@@ -144,17 +146,76 @@ def _build(location: str, seed: int) -> dict:
             connectivity[a]["outgoing"].append(c)
             connectivity[c]["incoming"].append(a)
         prev_lanes = lanes
-    return {"version": MAP_VERSION, "canvas_edge": [float(ROAD_X1), 200.0], **L,
+    side_roads = list(side_roads)
+    for xc in side_roads:
+        _side_road(w, float(xc), drivable, arclines, connectivity)
+    return {"version": MAP_VERSION, "canvas_edge": [float(ROAD_X1), float(SIDE_Y1) if side_roads else 200.0], **L,
             "arcline_path_3": arclines, "connectivity": connectivity}
 
 
-def write_map_expansion(root: Path, locations: Iterable[str], seed: int = 0) -> list[Path]:
-    """Write ``root/maps/expansion/<location>.json`` for each location and return the paths."""
+def _side_road(w: "_MapWriter", xc: float, drivable: str, arclines: dict, connectivity: dict) -> None:
+    """A road leaving the main one towards +y at x = xc (where a turning scene's ego turns left into it).
+
+    Same cross-section as the main road turned by 90 degrees: road x in [xc-10, xc+10], a road
+    divider at xc, lane dividers at xc +- 5, walkways outside; lanes right of the divider (x > xc)
+    drive towards +y. It starts at the main road's edge (y = ROAD_Y[1]) and runs to SIDE_Y1.
+    """
+    L = w.layers
+    y0, y1 = ROAD_Y[1], SIDE_Y1
+    L["drivable_area"].append({"token": w.tok("drivable_area"),
+                               "polygon_tokens": [w.rect(xc - 15.0, DRIVABLE_Y[1], xc + 15.0, y1)]})
+    for a, b in ((xc - 14.0, xc - 10.0), (xc + 10.0, xc + 14.0)):
+        L["walkway"].append({"token": w.tok("walkway"), "polygon_token": w.rect(a, DRIVABLE_Y[1], b, y1)})
+    seg = w.tok("road_segment")
+    L["road_segment"].append({"token": seg, "polygon_token": w.rect(xc - 10.0, y0, xc + 10.0, y1),
+                              "is_intersection": False, "drivable_area_token": drivable})
+    from_edge, _ = w.line([(xc - 10.0, y0), (xc + 10.0, y0)])
+    to_edge, _ = w.line([(xc - 10.0, y1), (xc + 10.0, y1)])
+    L["road_block"].append({"token": w.tok("road_block"), "polygon_token": w.rect(xc - 10.0, y0, xc + 10.0, y1),
+                            "from_edge_line_token": from_edge, "to_edge_line_token": to_edge,
+                            "road_segment_token": seg})
+    divider_nodes: dict[float, list[str]] = {}
+    for layer, dx in (("road_divider", (0.0,)), ("lane_divider", (-5.0, 5.0))):
+        for d in dx:
+            line_tok, nodes = w.line([(xc + d, y0 + 2.0), (xc + d, (y0 + y1) / 2.0), (xc + d, y1)])
+            divider_nodes[d] = nodes
+            rec = {"token": w.tok(layer), "line_token": line_tok}
+            if layer == "road_divider":
+                rec["road_segment_token"] = seg
+            else:
+                rec["lane_divider_segments"] = [{"node_token": n, "segment_type": "DOUBLE_DASHED_WHITE"} for n in nodes]
+            L[layer].append(rec)
+    for i in range(4):
+        lx0, lx1 = xc - 10.0 + 5.0 * i, xc - 5.0 + 5.0 * i
+        forward = lx0 >= xc
+        lane = w.tok("lane")
+        left_d, right_d = (lx0 - xc, lx1 - xc) if forward else (lx1 - xc, lx0 - xc)
+        segs = lambda d: [{"node_token": n, "segment_type": "DOUBLE_DASHED_WHITE"}  # noqa: E731
+                          for n in divider_nodes.get(d, [])]
+        L["lane"].append({"token": lane, "polygon_token": w.rect(lx0, y0, lx1, y1), "lane_type": "CAR",
+                          "from_edge_line_token": from_edge if forward else to_edge,
+                          "to_edge_line_token": to_edge if forward else from_edge,
+                          "left_lane_divider_segments": segs(left_d), "right_lane_divider_segments": segs(right_d)})
+        xm = (lx0 + lx1) / 2.0
+        start, end = ([xm, y0, np.pi / 2], [xm, y1, np.pi / 2]) if forward else ([xm, y1, -np.pi / 2],
+                                                                                  [xm, y0, -np.pi / 2])
+        arclines[lane] = [{"start_pose": [float(v) for v in start], "end_pose": [float(v) for v in end],
+                           "shape": "LSR", "radius": 999.0, "segment_length": [0.0, float(y1 - y0), 0.0]}]
+        connectivity[lane] = {"incoming": [], "outgoing": []}
+
+
+def write_map_expansion(root: Path, locations: Iterable[str], seed: int = 0,
+                        side_roads: Optional[dict] = None) -> list[Path]:
+    """Write ``root/maps/expansion/<location>.json`` for each location and return the paths.
+
+    ``side_roads``: location -> x positions of roads branching off towards +y (turning scenes).
+    """
     out_dir = Path(root) / "maps" / "expansion"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for loc in dict.fromkeys(locations):
         path = out_dir / f"{loc}.json"
-        path.write_text(json.dumps(_build(loc, seed), separators=(",", ":")), encoding="utf-8")
+        built = _build(loc, seed, (side_roads or {}).get(loc, ()))
+        path.write_text(json.dumps(built, separators=(",", ":")), encoding="utf-8")
         paths.append(path)
     return paths

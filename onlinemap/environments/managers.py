@@ -153,7 +153,8 @@ def find_manager(requested: str | None = None, *, allow_rattler: bool = True) ->
 
 
 def _install_hint() -> str:
-    return (f"./runpod_setup.sh installs micromamba into {paths.bin_dir()} (or put micromamba/mamba/conda on PATH, "
+    # `setup stage micromamba` installs it whatever the GPU (./runpod_setup.sh skips it without a conda model here)
+    return (f"onlinemap setup stage micromamba installs micromamba into {paths.bin_dir()} (or put micromamba/mamba/conda on PATH, "
             "or pip install py-rattler and pass --manager rattler)")
 
 

@@ -36,6 +36,7 @@ def _sibling(name):
 events = _sibling("events")
 timing = _sibling("timing")
 loader = _sibling("loader")
+stability = _sibling("stability")
 
 MB = 1024.0 * 1024.0
 
@@ -153,13 +154,54 @@ def _memory_record(device, peaks_reset):
     return rec
 
 
-def _should_stop(job, measured, measured_since):
-    count = job.get("count")
-    if count is not None:
-        return measured >= count
-    if measured < int(job.get("min_samples") or 1):
-        return False
-    return measured_since is not None and time.perf_counter() - measured_since >= float(job.get("min_duration_s") or 0)
+class StopRule(object):
+    """When the sample loop stops, and why (the ``stop_reason`` of the finished event).
+
+    ``count``: exactly that many measured samples ("count"). Otherwise at least ``min_samples``
+    and ``min_duration_s`` (MLPerf's minimum-duration idea); then, without ``ci_target_pct``,
+    stop ("min_samples_and_duration"); with it, go on until the p50's 95 % interval is within
+    +-ci_target_pct % of the median ("ci_target") or ``max_duration_s`` of measuring has passed
+    ("max_duration"). The interval is recomputed every 5 % more samples (sorting is O(n log n)),
+    between samples, never inside a timed region. A run that runs out of samples first ends
+    "exhausted" (set by the caller).
+    """
+
+    def __init__(self, job):
+        self.count = job.get("count")
+        self.min_samples = int(job.get("min_samples") or 1)
+        self.min_duration_s = float(job.get("min_duration_s") or 0)
+        target = job.get("ci_target_pct")
+        self.target = None if target is None else float(target)
+        limit = job.get("max_duration_s")
+        self.max_duration_s = None if limit is None else float(limit)
+        self.values = []
+        self.next_check = 0
+        self.last_rel_pct = None
+
+    def add(self, forward_ms):
+        if self.target is not None:
+            self.values.append(forward_ms)
+
+    def reason(self, measured, measured_since):
+        """The stop reason once the run should stop, else None."""
+        if self.count is not None:
+            return "count" if measured >= self.count else None
+        if measured < self.min_samples or measured_since is None:
+            return None
+        elapsed = time.perf_counter() - measured_since
+        if elapsed < self.min_duration_s:
+            return None
+        if self.target is None:
+            return "min_samples_and_duration"
+        if measured >= self.next_check:
+            self.next_check = measured + max(1, measured // 20)
+            rel = stability.p50_relative_halfwidth(sorted(self.values))
+            self.last_rel_pct = None if rel is None else round(100.0 * rel, 4)
+            if rel is not None and 100.0 * rel <= self.target:
+                return "ci_target"
+        if self.max_duration_s is not None and elapsed >= self.max_duration_s:
+            return "max_duration"
+        return None
 
 
 def run(job):
@@ -228,9 +270,22 @@ def run(job):
     peaks_reset = False
     started = time.perf_counter()
     stop_reason = "exhausted"
+    rule = StopRule(job)
+    # paced mode: sample i starts at t0 + i / rate (a camera at 12 Hz, keyframes at 2 Hz) instead
+    # of back-to-back; a sample that could not start on time starts at once and counts as late
+    rate = job.get("rate_hz")
+    period = 1.0 / float(rate) if rate else None
+    paced_late = 0
     index = -1
     for index, sample in enumerate(job["samples"]):
         is_warmup = index < warmup
+        if period is not None:
+            due = started + index * period
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            elif index and not is_warmup and wait < -0.001:
+                paced_late += 1
         if not is_warmup and not peaks_reset:
             if torch is not None:
                 torch.cuda.synchronize()
@@ -268,15 +323,19 @@ def run(job):
             return fail(events.STAGE_WRITE, exc, index=index, sample_token=sample["token"])
         if not is_warmup:
             measured += 1
-            if _should_stop(job, measured, measured_since):
-                stop_reason = "count" if job.get("count") is not None else "min_samples_and_duration"
+            rule.add(forward_ms)
+            reason = rule.reason(measured, measured_since)
+            if reason is not None:
+                stop_reason = reason
                 break
     ev.write(_memory_record(device, peaks_reset))
     close = getattr(adapter, "close", None)
     if callable(close):
         close()
     ev.write({"event": events.FINISHED, "measured": measured, "warmup": min(warmup, index + 1),
-              "wall_s": round(time.perf_counter() - started, 4), "stop_reason": stop_reason, "t": time.time()})
+              "wall_s": round(time.perf_counter() - started, 4), "stop_reason": stop_reason,
+              "p50_ci_rel_pct": rule.last_rel_pct, "paced_hz": rate, "paced_late": paced_late if rate else None,
+              "t": time.time()})
     stop.set()
     return events.EXIT_OK
 

@@ -9,6 +9,7 @@ are refused (a typo would otherwise silently change what is measured)::
     warmup = 5
     device = "auto"                   # cpu | cuda | cuda:N | auto
     dataroot = ""                     # default: $NUSCENES_ROOT, else the synthetic dataset
+    version = ""                      # default: the dataroot's only (or mini) version
     factor = 1.1                      # a regression is a median slowdown beyond this ratio ...
     alpha = 0.002                     # ... that Mann-Whitney U also finds significant (p < alpha)
     history = 20                      # compare with at most this many earlier nightly runs
@@ -25,7 +26,7 @@ from pathlib import Path
 from onlinemap import paths
 from onlinemap.errors import SpecError
 
-__all__ = ["NightlyConfig", "load_config", "default_config_path"]
+__all__ = ["NightlyConfig", "load_config", "default_config_path", "record_dataset"]
 
 try:
     import tomllib
@@ -43,6 +44,7 @@ class NightlyConfig:
     warmup: int = 5
     device: str = "auto"
     dataroot: str = ""
+    version: str = ""
     factor: float = 1.1
     alpha: float = 0.002
     history: int = 20
@@ -66,6 +68,8 @@ class NightlyConfig:
             (isinstance(self.history, int) and self.history >= 1, "history", "an integer >= 1"),
             (isinstance(self.min_history, int) and self.min_history >= 1, "min_history", "an integer >= 1"),
             (isinstance(self.sample_tokens, list), "sample_tokens", "a list of sample tokens"),
+            (isinstance(self.dataroot, str), "dataroot", "a folder path (a string)"),
+            (isinstance(self.version, str), "version", "a nuScenes version string, e.g. \"v1.0-mini\""),
         ]
         for ok, key, want in checks:
             if not ok:
@@ -99,3 +103,31 @@ def load_config(path: Path | str | None = None) -> NightlyConfig:
     if raw.get("dataroot") is None:
         raw.pop("dataroot", None)
     return NightlyConfig(**raw, source=str(path))
+
+
+def record_dataset(dataroot: str | Path, version: str | None = None, path: Path | None = None) -> tuple[Path, str]:
+    """Write ``dataroot`` (and ``version``) into the nightly config, so cron runs on the data a run by hand uses.
+
+    cron's environment has no ``NUSCENES_ROOT``; the config is what both read. A config that already
+    names a dataroot keeps it (it was chosen on purpose). The keys go at the top of the file, before
+    any ``[table]``, and the rest of the file is left as it is. Returns (config path, what happened).
+    """
+    import json
+
+    path = Path(path) if path else default_config_path()
+    current = load_config(path) if path.exists() else NightlyConfig()
+    dataroot = str(Path(dataroot).expanduser().absolute())
+    if current.dataroot:
+        if str(Path(current.dataroot).expanduser().absolute()) == dataroot:
+            return path, f"{path} already names dataroot {dataroot}"
+        return path, f"{path} keeps its dataroot {current.dataroot} (not {dataroot}); edit it to change"
+    lines = [f"dataroot = {json.dumps(dataroot)}   # recorded by `onlinemap cron install`"]
+    if version and not current.version:
+        lines.append(f"version = {json.dumps(version)}")
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    from onlinemap.fileio import write_bytes_atomic
+
+    paths.ensure_dir(path.parent)
+    write_bytes_atomic(path, ("\n".join(lines) + "\n" + old).encode("utf-8"))
+    load_config(path)   # the file still parses and validates
+    return path, f"recorded dataroot {dataroot} in {path}"

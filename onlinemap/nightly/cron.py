@@ -8,7 +8,12 @@ that overruns into the next start is refused, not doubled.
 The user's other crontab lines are kept: ours sit between two marker comments and only that
 block is replaced or removed. The crontab is read with ``crontab -l`` and written with
 ``crontab -`` (argv lists, never a shell). ``$ONLINEMAP_CRONTAB`` (or ``crontab=``) names another
-binary: tests use a stand-in script and never touch the real crontab.
+binary: tests use a stand-in script and never touch the real crontab (the setup ``cron`` stage
+honours it too).
+
+cron's environment has no ``NUSCENES_ROOT`` either: ``install`` records the dataroot (``--dataroot``,
+else ``$NUSCENES_ROOT``) and version in the nightly config the line runs, so a cron night measures
+the same data as ``onlinemap nightly`` by hand.
 
 On RunPod pods cron is not installed and nothing starts it (no systemd): ``apt-get install -y
 cron && service cron start``, redone at every pod start (research/runpod-eval.md §1.2).
@@ -28,7 +33,7 @@ from onlinemap import paths
 from onlinemap.errors import MissingPrerequisiteError, OnlinemapError, UsageError
 
 __all__ = ["BEGIN", "END", "cron_line", "install", "remove", "status", "read_crontab", "onlinemap_argv",
-           "CronStatus"]
+           "CronStatus", "crontab_command"]
 
 BEGIN = "# >>> onlinemap nightly (managed by `onlinemap cron`; edit with `onlinemap cron install`) >>>"
 END = "# <<< onlinemap nightly <<<"
@@ -36,9 +41,14 @@ DEFAULT_AT = "03:00"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _crontab_bin(crontab: str | None = None) -> str:
+def crontab_command(crontab: str | None = None) -> tuple[str, str | None]:
+    """(the crontab name asked for: ``crontab``, ``$ONLINEMAP_CRONTAB`` or the argument; its full path or None)."""
     name = crontab or os.environ.get("ONLINEMAP_CRONTAB") or "crontab"
-    found = shutil.which(name)
+    return name, shutil.which(name)
+
+
+def _crontab_bin(crontab: str | None = None) -> str:
+    name, found = crontab_command(crontab)
     if not found:
         raise MissingPrerequisiteError(f"no `{name}` command on this machine",
                                        "install cron (apt-get install -y cron && service cron start)")
@@ -109,14 +119,24 @@ def _strip_block(text: str) -> tuple[str, list[str]]:
     return "\n".join(out).rstrip("\n"), block
 
 
-def install(at: str = DEFAULT_AT, *, config: Path | None = None, crontab: str | None = None) -> str:
-    """Add or replace the managed block; return the cron line written."""
+def install(at: str = DEFAULT_AT, *, config: Path | None = None, crontab: str | None = None,
+            dataroot: str | Path | None = None, version: str | None = None) -> tuple[str, str | None]:
+    """Add or replace the managed block; return (the cron line written, what was recorded in the config).
+
+    ``dataroot`` (default ``$NUSCENES_ROOT``) and ``version`` go into the nightly config the line
+    runs (``config``, else ONLINEMAP_HOME/nightly.toml), which cron's bare environment still reads.
+    """
+    from onlinemap.nightly.config import load_config, record_dataset
+
     line = cron_line(at, config=config)
+    dataroot = dataroot or os.environ.get("NUSCENES_ROOT") or None
+    load_config(config)            # a broken config is refused before the crontab changes
+    recorded = record_dataset(dataroot, version, config)[1] if dataroot else None
     rest, _old = _strip_block(read_crontab(crontab))
     text = (rest + "\n" if rest else "") + f"{BEGIN}\n{line}\n{END}\n"
     paths.ensure_dir(paths.logs_dir())
     _write_crontab(text, crontab)
-    return line
+    return line, recorded
 
 
 def remove(*, crontab: str | None = None) -> bool:

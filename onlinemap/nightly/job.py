@@ -4,7 +4,7 @@ The steps (nox's workflow idea, each a small function): take the lock (a second 
 and names the holder) -> note a crashed previous night (stale lock, nightly runs left
 ``running``) -> for each model, run it unless this night's state file says it already finished
 (``--force`` re-runs) -> judge each model's run against its history on the same GPU type
-(regress.py) -> write ``ONLINEMAP_HOME/nightly/<night>/report.md`` + trend PNGs -> exit code:
+and the same dataset: dataroot, version, sample-list hash (regress.py) -> write ``ONLINEMAP_HOME/nightly/<night>/report.md`` + trend PNGs -> exit code:
 0 nothing regressed or failed, 1 a regression or a failed/skipped model, 130 interrupted,
 75 another nightly holds the lock.
 """
@@ -24,7 +24,8 @@ from onlinemap.nightly.lock import NightlyLock
 from onlinemap.nightly.regress import Verdict, latency_verdict, memory_verdict
 
 __all__ = ["NightlyResult", "ModelNight", "run_nightly", "nightly_dir", "gpu_key", "STATE_FILE", "REPORT_FILE",
-           "MEMORY_METRICS"]
+           "MEMORY_METRICS",
+           "dataset_key", "sample_list_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,24 @@ def gpu_key(row) -> str:
     return f"cpu:{get('host.cpu_model') or 'unknown'}"
 
 
+def sample_list_hash(run_dir: Path) -> str | None:
+    """sha256 (16 hex) of the run's planned sample tokens in order (job.json), warm-up included; None if unreadable."""
+    import hashlib
+
+    try:
+        samples = read_json(Path(run_dir) / "job.json").get("samples") or []
+    except (OSError, ValueError, AttributeError):
+        return None
+    tokens = [s.get("token") for s in samples if isinstance(s, dict)]
+    return hashlib.sha256("\n".join(map(str, tokens)).encode()).hexdigest()[:16] if tokens else None
+
+
+def dataset_key(row) -> tuple:
+    """The data a figure was measured on: (dataroot, version, sample-list hash). Nights on other data never compare."""
+    get = row.get
+    return (str(get("settings.dataroot") or ""), str(get("settings.version") or ""), sample_list_hash(get("path")))
+
+
 def _measured_forward(run_dir: Path) -> list[float]:
     return [s["forward_ms"] for s in iter_jsonl(Path(run_dir) / "samples.jsonl")
             if s.get("ok") and not s.get("warmup") and s.get("forward_ms") is not None]
@@ -126,7 +145,8 @@ def _run_one(name: str, config: NightlyConfig, night: str, results_root: Path | 
 
     spec = find_model(name)
     settings = RunSettings(kind="nightly", samples=config.samples, warmup=config.warmup,
-                           dataroot=Path(config.dataroot) if config.dataroot else None, device=_device(config.device),
+                           dataroot=Path(config.dataroot).expanduser() if config.dataroot else None,
+                           version=config.version or None, device=_device(config.device),
                            sample_tokens=list(config.sample_tokens), timeout_s=config.timeout_s,
                            inactivity_s=config.inactivity_s, echo=echo, options=dict(config.options), tags={"nightly": night})
     return run_model(spec, settings, results_root=results_root)
@@ -146,6 +166,8 @@ def _judge(entry: ModelNight, runs, config: NightlyConfig) -> None:
     same = runs[(runs["model"] == entry.model) & (runs["kind"] == "nightly") & (runs["status"] == "ok")
                 & (runs["run_id"] != entry.run_id) & (runs["created"] < cur["created"])]
     same = same[same.apply(gpu_key, axis=1) == entry.gpu] if not same.empty else same
+    data = dataset_key(cur)
+    same = same[[dataset_key(row) == data for _, row in same.iterrows()]] if not same.empty else same
     same = same.sort_values("created").tail(config.history)
     history_samples = [_measured_forward(Path(p)) for p in same["path"]]
     entry.verdicts.append(latency_verdict(_measured_forward(Path(cur["path"])), history_samples,

@@ -48,6 +48,9 @@ def plot_trend(entry: "ModelNight", path: Path) -> Path | None:
             axes[1].plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=metric)
     axes[1].set_title(f"{entry.model}: memory peaks (MiB)")
     axes[1].set_xlabel("nightly run (oldest → newest)")
+    for ax in axes:    # one tick per run: a one-point trend must not get ticks at -0.04 … 0.04
+        ax.set_xticks(xs)
+        ax.set_xlim(-0.5, len(xs) - 0.5)
     if axes[1].lines:
         axes[1].legend(fontsize=7)
     fig.suptitle(f"GPU type: {entry.gpu}", fontsize=9)

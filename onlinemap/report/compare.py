@@ -109,8 +109,9 @@ def select_runs(run_ids: Sequence[str] | None = None, *, latest: bool = False,
             log.warning("no ok run of %s: skipped", name)
     if not newest:
         what = "any model" if wanted is None else ", ".join(wanted)
+        first = wanted[0] if wanted else "reference"
         raise ResultsError(f"no ok run of {what} under {Path(results_root) if results_root else paths.results_dir()}",
-                           "run one first: onlinemap test --model reference", exit_code=2)
+                           f"run one first: onlinemap test --model {first}", exit_code=2)
     return [newest[k] for k in sorted(newest)]
 
 

@@ -157,38 +157,50 @@ def plot_accuracy_latency(rows: Sequence[dict], path: Path) -> dict | None:
         pts = [(r["p50_ms"], r[key]) for r in rows if r.get(key) is not None and r.get("p50_ms") is not None]
         right, top = max(x for x, _ in pts) or 1.0, max(y for _, y in pts) or 1.0
         ax.set_xlim(-0.03 * right, right * 1.2)   # a point at 0 stays whole, labels fit on the right
-        upper = top * 1.3 if key.startswith("plan_") else min(top * 1.3, 1.05)   # scores live in [0, 1]
-        ax.set_ylim(-0.05 * upper, upper)
+        if key.startswith("plan_"):            # metres: fit the data
+            ax.set_ylim(-0.05 * top * 1.3, top * 1.3)
+        else:                                  # scores live in [0, 1]: always drawn 0-1, so a near-zero looks near zero
+            ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
     return _save(fig, path, len(panels), shown)
 
 
-def plot_latency_history(history: dict[str, list[dict]], path: Path) -> dict | None:
-    """p50 forward latency per run vs the run's creation time, one line per model with >= 2 ok runs.
+KIND_MARKERS = {"bench": "o", "nightly": "s", "test": "^"}
 
-    ``history``: model -> its comparison rows (any order). None when no model has two runs.
+
+def plot_latency_history(history: dict[str, list[dict]], path: Path) -> dict | None:
+    """p50 forward latency per run vs the run's creation time: one line per (model, run kind) with >= 2 ok runs.
+
+    A 5-sample ``test`` and a 200-sample ``bench`` are not the same measurement, so each kind is its
+    own line with its own marker and says so in the legend. ``history``: model -> its comparison rows
+    (any order). None when no (model, kind) has two runs. ``labels``: "model (kind)".
     """
-    series = {m: sorted((r for r in rs if r.get("p50_ms") is not None and r.get("created")),
-                        key=lambda r: r["created"]) for m, rs in history.items()}
-    series = {m: rs for m, rs in sorted(series.items()) if len(rs) >= 2}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for model, rs in history.items():
+        for r in rs:
+            if r.get("p50_ms") is not None and r.get("created"):
+                groups.setdefault((model, r.get("kind") or "run"), []).append(r)
+    series = {key: sorted(rs, key=lambda r: r["created"]) for key, rs in sorted(groups.items()) if len(rs) >= 2}
     if not series:
         return None
     plt = _pyplot()
     import matplotlib.dates as mdates
 
     fig, ax = plt.subplots(figsize=(9.0, 5.0), layout="constrained")
-    for i, (model, rs) in enumerate(series.items()):
+    models = sorted({m for m, _ in series})
+    for (model, kind), rs in series.items():
         times = [_dt.datetime.fromisoformat(r["created"]) for r in rs]
-        ax.plot(times, [r["p50_ms"] for r in rs], marker="o", color=COLORS[i % len(COLORS)],
-                label=f"{model} ({len(rs)} runs)")
+        ax.plot(times, [r["p50_ms"] for r in rs], marker=KIND_MARKERS.get(kind, "D"),
+                linestyle="-" if kind != "test" else ":", color=COLORS[models.index(model) % len(COLORS)],
+                label=f"{model} ({kind}, {len(rs)} runs)")
     locator = mdates.AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("run created (UTC)")
     ax.set_ylabel("forward latency p50 [ms]")
     ax.set_ylim(bottom=0)
-    ax.set_title("Forward latency p50 per run over time (ok runs)")
+    ax.set_title("Forward latency p50 per run over time (ok runs; one line per run kind)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path, 1, list(series))
+    return _save(fig, path, 1, [f"{m} ({k})" for m, k in series])

@@ -145,7 +145,7 @@ def render_bev(run_dirs: Sequence[Path], sample_token: str, out: Path, *, dataro
     nusc = load_nuscenes(dataroot, version)
     if sample_token not in nusc._token2ind["sample"]:
         raise DatasetError(f"sample {sample_token} is not in {version} at {dataroot}",
-                           "pick a token from the run's samples.jsonl", exit_code=2)
+                           "pick a token from the run's samples.jsonl")   # exit 3, as `test --sample-token`
     gt = sample_ground_truth(nusc, dataroot, sample_token)
 
     import matplotlib

@@ -172,14 +172,14 @@ def cached_runs_frame(root: Path | None = None, *, model: str | None = None) -> 
     """One row per run (as ``load_runs_frame``), re-reading only the runs that changed since the last load."""
     import pandas as pd
 
-    from onlinemap.runs.load import flatten
+    from onlinemap.runs.load import record_row
     from onlinemap.runs.store import effective_status, load_run, with_crash_summary
 
     root = Path(root) if root else paths.results_dir()
 
     def read_run(run_dir: Path):
         rec = with_crash_summary(run_dir, load_run(run_dir))
-        row = flatten(rec.to_dict())
+        row = record_row(rec)
         row["status"] = effective_status(rec)
         row[_DIR_COL] = run_dir.name
         return row, rec.status == "running"

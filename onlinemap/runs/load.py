@@ -1,6 +1,7 @@
 """Runs and samples as pandas DataFrames (pandas is imported only here)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,9 @@ from onlinemap.runs.store import effective_status, iter_runs
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["flatten", "load_runs_frame", "load_samples_frame"]
+_FIELDS = dataclasses.fields(rs.RunRecord)
+
+__all__ = ["flatten", "record_row", "load_runs_frame", "load_samples_frame"]
 
 
 def flatten(data: dict, prefix: str = "") -> dict:
@@ -26,6 +29,16 @@ def flatten(data: dict, prefix: str = "") -> dict:
     return out
 
 
+def record_row(rec: "rs.RunRecord") -> dict:
+    """The flat row of one run: its fields flattened straight from the loaded record.
+
+    Not ``rec.to_dict()``: ``dataclasses.asdict`` deep-copies every nested dict and list, which
+    was 70 % of a first ``om.results()`` (issue 16). The fields are plain dicts, so the flat keys
+    are the same; ``flatten`` builds new dicts and never changes the record.
+    """
+    return flatten({f.name: getattr(rec, f.name) for f in _FIELDS})
+
+
 def load_runs_frame(root: Path | None = None, *, model: str | None = None, cache: bool = True) -> "pandas.DataFrame":
     """One row per run; ``cache=True`` re-reads only the runs that changed (results/cache.py)."""
     if cache:
@@ -36,7 +49,7 @@ def load_runs_frame(root: Path | None = None, *, model: str | None = None, cache
 
     rows = []
     for run_dir, rec in iter_runs(root, model=model):
-        row = flatten(rec.to_dict())
+        row = record_row(rec)
         row["status"] = effective_status(rec)
         row["path"] = str(run_dir)
         rows.append(row)

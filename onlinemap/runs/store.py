@@ -154,6 +154,14 @@ def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tu
         yield run_dir, with_crash_summary(run_dir, record)
 
 
+def count_run_dirs(root: Path | None = None) -> int:
+    """How many run folders there are (names only: no run.json is read)."""
+    root = Path(root) if root else paths.results_dir()
+    if not root.is_dir():
+        return 0
+    return sum(1 for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+
+
 def find_run(run_id: str, root: Path | None = None) -> Path:
     """The directory of ``run_id`` (a unique prefix is enough), or a ResultsError."""
     root = Path(root) if root else paths.results_dir()

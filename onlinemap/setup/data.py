@@ -2,8 +2,13 @@
 
 ``--dataroot DIR`` / ``NUSCENES_ROOT``: the layout is checked (``v1.0-*`` tables, ``samples/``,
 ``maps/``; CAN bus and map expansion where a model needs them). Without one, the synthetic nuScenes
-v1.0-mini is written to ``ONLINEMAP_HOME/data/nuscenes-synth`` (via a temporary sibling, renamed
-when complete, so an interrupted write never looks ready); it exercises the pipeline, not accuracy.
+v1.0-mini (the real mini's size; ``$ONLINEMAP_SYNTH_SIZE`` makes it smaller) is written to
+``ONLINEMAP_HOME/data/nuscenes-synth`` (via a temporary sibling, renamed when complete, so an
+interrupted write never looks ready; a folder there that synth did not write is refused, never
+replaced); it exercises the pipeline, not accuracy. Info files are made on it too. When a
+selected model reads OpenLane-V2 (TopoMLP) and ``OPENLANE_V2_ROOT`` is unset, a synthetic subset A
+is written to ``ONLINEMAP_HOME/data/openlane-v2-synth`` as well (its collection pickle is that
+model's info file).
 
 Info files (``model.toml [data] info_files``) are made with the model's own converter (``[data]
 converter``, an argv list checked against each repo's argparse at its pinned commit; see the pack's
@@ -20,12 +25,33 @@ from pathlib import Path
 from typing import Optional
 
 from onlinemap import paths
+from onlinemap.data.synth import DEFAULT_SAMPLES_PER_SCENE, DEFAULT_SCENES
 from onlinemap.errors import DatasetError, MissingPrerequisiteError
 from onlinemap.setup.stages import CheckResult, SetupContext, Stage, StageLog, fault_point
 
 __all__ = ["data_stage", "info_stage", "check_layout", "map_expansion_problems", "MAP_LOCATIONS", "converter_argv", "canbus_parent", "SYNTH_SCENES"]
 
-SYNTH_SCENES, SYNTH_SAMPLES = 2, 20     # what `onlinemap data synth` writes by default
+# what `onlinemap data synth` writes by default: the real v1.0-mini's size, so every README command runs on it
+SYNTH_SCENES, SYNTH_SAMPLES = DEFAULT_SCENES, DEFAULT_SAMPLES_PER_SCENE
+#: a smaller synthetic dataset for tests and quick trials, e.g. ONLINEMAP_SYNTH_SIZE=2x20 (scenes x samples)
+SYNTH_SIZE_ENV = "ONLINEMAP_SYNTH_SIZE"
+
+
+def synth_size() -> tuple[int, int]:
+    """(scenes, samples per scene) the data stage writes: the default, or ``$ONLINEMAP_SYNTH_SIZE``."""
+    from onlinemap.errors import UsageError
+
+    raw = os.environ.get(SYNTH_SIZE_ENV, "").strip()
+    if not raw:
+        return SYNTH_SCENES, SYNTH_SAMPLES
+    try:
+        scenes, samples = (int(v) for v in raw.lower().split("x"))
+    except ValueError:
+        scenes = samples = 0
+    if not (1 <= scenes <= 10 and samples >= 2):
+        raise UsageError(f"{SYNTH_SIZE_ENV}={raw!r} is not SCENESxSAMPLES with 1-10 scenes and >= 2 samples",
+                         f"unset it (default {SYNTH_SCENES}x{SYNTH_SAMPLES}) or set e.g. {SYNTH_SIZE_ENV}=2x20")
+    return scenes, samples
 
 def _synth_root() -> Path:
     return paths.data_dir() / "nuscenes-synth"
@@ -68,8 +94,13 @@ def check_layout(root: Path, needs: tuple = ("nuscenes",)) -> CheckResult:
 
     root = Path(root)
     if "openlane_v2" in needs:
-        return CheckResult(root.is_dir(), f"OpenLane-V2 root {root}" + ("" if root.is_dir() else " missing"),
-                           None if root.is_dir() else "pass --dataroot DIR pointing at the OpenLane-V2 data")
+        from onlinemap.harness import openlane_index
+
+        try:
+            return CheckResult(True, f"OpenLane-V2 {root} ({openlane_index.detect_collection(str(root))})")
+        except openlane_index.NotOpenLane as exc:
+            return CheckResult(False, str(exc), "set OPENLANE_V2_ROOT to the OpenLane-V2 folder that holds the "
+                                                "collection pickle (see envs/TopoMLP/README.md)")
     try:
         version = nuscenes_index.detect_version(str(root))
     except nuscenes_index.NotNuScenes as exc:
@@ -85,30 +116,76 @@ def check_layout(root: Path, needs: tuple = ("nuscenes",)) -> CheckResult:
     return CheckResult(True, f"{root} ({version})")
 
 
+def _synth_openlane_root() -> Path:
+    return paths.data_dir() / "openlane-v2-synth"
+
+
+def _wants_openlane(ctx: SetupContext) -> bool:
+    """A selected model reads OpenLane-V2 and no real one is named: the synthetic subset A is written too."""
+    from onlinemap.data.selection import OPENLANE_ROOT_ENV
+
+    return (not os.environ.get(OPENLANE_ROOT_ENV)
+            and any("openlane_v2" in spec.data.needs for spec in ctx.models))
+
+
+def _synth_ready(root: Path) -> bool:
+    return (root / "SYNTHETIC.json").is_file() and _synth_marker(root).get("complete", True)
+
+
 def _check_data(ctx: SetupContext) -> CheckResult:
     if ctx.dataroot is not None:
         return check_layout(ctx.dataroot)
     root = _synth_root()
-    if (root / "SYNTHETIC.json").is_file():
-        return CheckResult(True, f"synthetic dataset at {root} (pipeline checks, not accuracy)")
-    return CheckResult(False, f"no dataroot given and no synthetic dataset at {root}", "onlinemap setup stage data")
+    if not _synth_ready(root):
+        return CheckResult(False, f"no dataroot given and no synthetic dataset at {root}", "onlinemap setup stage data")
+    if _wants_openlane(ctx) and not _synth_ready(_synth_openlane_root()):
+        return CheckResult(False, f"no synthetic OpenLane-V2 subset A at {_synth_openlane_root()} (and no "
+                                  "OPENLANE_V2_ROOT)", "onlinemap setup stage data")
+    return CheckResult(True, f"synthetic dataset at {root} (pipeline checks, not accuracy)"
+                       + (f"; OpenLane-V2 at {_synth_openlane_root()}" if _wants_openlane(ctx) else ""))
+
+
+def _synth_marker(root: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((root / "SYNTHETIC.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def _run_data(ctx: SetupContext, log: StageLog) -> None:
     if ctx.dataroot is not None:
         raise DatasetError(_check_data(ctx).detail, "pass --dataroot DIR pointing at a complete nuScenes root")
     from onlinemap.data.synth import write_synthetic_nuscenes
+    from onlinemap.data.synth_openlane import write_synthetic_openlane
 
-    root = _synth_root()
+    if not _synth_ready(_synth_root()):
+        scenes, samples = synth_size()
+        log(f"writing the synthetic nuScenes v1.0-mini ({scenes} scenes x {samples} samples) to {_synth_root()}")
+        _write_via_partial(_synth_root(), lambda tmp: write_synthetic_nuscenes(tmp, scenes=scenes,
+                                                                               samples_per_scene=samples, seed=0))
+    if _wants_openlane(ctx) and not _synth_ready(_synth_openlane_root()):
+        log(f"writing a synthetic OpenLane-V2 subset A (2 segments x 10 frames) to {_synth_openlane_root()}")
+        _write_via_partial(_synth_openlane_root(), lambda tmp: write_synthetic_openlane(tmp, seed=0))
+    log("no --dataroot/NUSCENES_ROOT: the synthetic dataset is used; it exercises the pipeline, not accuracy")
+
+
+def _write_via_partial(root: Path, write) -> None:
+    """Write into ``<root>.partial``, then swap it in: an interrupted write never looks ready."""
+    from onlinemap.data.synth import NotSyntheticError, check_target
+
+    try:
+        check_target(root)    # a folder of the user's own at this path is never replaced
+    except NotSyntheticError as exc:
+        raise DatasetError(str(exc), "move it away, or pass --dataroot DIR (or set NUSCENES_ROOT) to use it") from None
     tmp = root.with_name(root.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    log(f"writing the synthetic nuScenes v1.0-mini ({SYNTH_SCENES} scenes x {SYNTH_SAMPLES} samples) to {root}")
-    write_synthetic_nuscenes(tmp, scenes=SYNTH_SCENES, samples_per_scene=SYNTH_SAMPLES, seed=0)
+    write(tmp)
     fault_point("data")          # tests: killed here, the half-written dataset is only ever the .partial folder
     if root.exists():
         shutil.rmtree(root)
     os.replace(tmp, root)
-    log("no --dataroot/NUSCENES_ROOT: the synthetic dataset is used; it exercises the pipeline, not accuracy")
 
 
 def data_stage() -> Stage:
@@ -141,8 +218,17 @@ def converter_argv(spec, root: Path, out: Optional[Path] = None) -> Optional[lis
     return [a.format(**values) for a in spec.data.converter]
 
 
+def _info_root(ctx: SetupContext, spec) -> Path:
+    """Where a model's info files live: the nuScenes root, or (OpenLane-V2 models) $OPENLANE_V2_ROOT / the synthetic one."""
+    if "openlane_v2" in spec.data.needs:
+        from onlinemap.data.selection import default_dataroot_for
+
+        return default_dataroot_for(spec.data.needs)
+    return ctx.effective_dataroot()
+
+
 def _check_info(ctx: SetupContext, spec) -> CheckResult:
-    root = ctx.effective_dataroot()
+    root = _info_root(ctx, spec)
     layout = check_layout(root, tuple(spec.data.needs))
     if not layout.ok:
         return layout
@@ -170,7 +256,7 @@ def _run_info(ctx: SetupContext, log: StageLog, spec) -> None:
     from onlinemap.proc import run_supervised
     from onlinemap.readiness import repo_dir
 
-    root = ctx.effective_dataroot()
+    root = _info_root(ctx, spec)
     layout = check_layout(root, tuple(spec.data.needs))
     if not layout.ok:
         raise DatasetError(f"{spec.name}: {layout.detail}", layout.fix)
@@ -232,8 +318,8 @@ def info_stage(spec) -> Stage:
 
 
 def _skip_info(ctx: SetupContext, spec) -> Optional[str]:
+    # the synthetic dataset gets its info files too: it has everything the converters read
+    # (can_bus/ inside the root, maps/expansion for all four locations, 1600x900 images)
     if not spec.data.info_files:
         return "the model needs no info files"
-    if ctx.synthetic:
-        return "synthetic dataset: converters run on real nuScenes only (pass --dataroot)"
     return None

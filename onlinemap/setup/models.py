@@ -190,7 +190,10 @@ def smoke_stage(spec) -> Stage:
 # -- Jupyter kernel (--with-kernels) ----------------------------------------------------------------
 
 def _om_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "onlinemap", *args]
+    """This onlinemap's console script (not ``python -m``, which the cwd's clone folder can shadow) + args."""
+    from onlinemap.nightly.cron import onlinemap_argv
+
+    return [*onlinemap_argv(), *args]
 
 
 def _run_logged(argv: list[str], log: StageLog, what: str, hint: str) -> None:
@@ -228,8 +231,10 @@ def _check_cron(ctx: Optional[SetupContext] = None) -> CheckResult:
         from onlinemap.nightly import cron as c
     except ImportError as exc:
         return CheckResult(False, f"onlinemap.nightly.cron is not importable ({exc})", "update the checkout")
-    if shutil.which("crontab") is None:
-        return CheckResult(False, "cron is not installed (pods do not ship it)", "onlinemap setup stage cron --yes")
+    name, found = c.crontab_command()       # honours $ONLINEMAP_CRONTAB, as `onlinemap cron` does
+    if found is None:
+        return CheckResult(False, f"no `{name}` command: cron is not installed (pods do not ship it)",
+                           "onlinemap setup stage cron --yes")
     try:
         st = c.status()
     except OnlinemapError as exc:
@@ -245,7 +250,7 @@ def _check_cron(ctx: Optional[SetupContext] = None) -> CheckResult:
 def _run_cron(ctx: SetupContext, log: StageLog) -> None:
     from onlinemap.nightly import cron as c
 
-    if shutil.which("crontab") is None:
+    if c.crontab_command()[1] is None:
         if shutil.which("apt-get") is None:
             raise MissingPrerequisiteError("cron is not installed and apt-get is not available",
                                            "install cron with this system's package manager, then rerun")
@@ -257,7 +262,10 @@ def _run_cron(ctx: SetupContext, log: StageLog) -> None:
     if not c.status().daemon:
         _run_logged(["service", "cron", "start"], log, "service cron start",
                     "start cron by hand (`cron` as root) — pods have no systemd")
-    _run_logged(_om_argv("cron", "install"), log, "onlinemap cron install", f"see {log.path}")
+    argv = _om_argv("cron", "install")
+    if ctx.dataroot:                       # --dataroot / NUSCENES_ROOT given to setup: cron must use it too
+        argv += ["--dataroot", str(Path(ctx.dataroot).expanduser().absolute())]
+    _run_logged(argv, log, "onlinemap cron install", f"see {log.path}")
 
 
 def cron_stage() -> Stage:

@@ -38,7 +38,8 @@ __all__ = [
     "MIB", "Nvml", "NvmlCallError", "MemoryInfo", "ProcessInfo", "GpuRef",
     "load_nvml", "parse_device", "resolve_device", "gpu_info", "preflight",
     "REASON_NO_PYNVML", "REASON_NO_DRIVER", "REASON_NO_GPU", "REASON_CPU",
-    "DEFAULT_PREFLIGHT_THRESHOLD_MB",
+    "DEFAULT_PREFLIGHT_THRESHOLD_MB", "CLOCK_EVENT_REASONS", "THROTTLE_REASONS",
+    "decode_clock_reasons", "gpu_state", "GPU_STATE_KEYS",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,35 @@ _ERR_DRIVER_NOT_LOADED = 9
 _ERR_LIBRARY_NOT_FOUND = 12
 _ERR_FUNCTION_NOT_FOUND = 13
 _ERR_ARGUMENT_VERSION_MISMATCH = 25
+
+# NVML enum values (stable ABI; the same names in nvidia-ml-py 13.615's pynvml.py)
+_CLOCK_SM, _CLOCK_MEM = 1, 2            # NVML_CLOCK_SM, NVML_CLOCK_MEM
+_TEMPERATURE_GPU = 0                    # NVML_TEMPERATURE_GPU
+_COMPUTE_MODES = {0: "default", 1: "exclusive_thread", 2: "prohibited", 3: "exclusive_process"}
+
+#: bit -> name of NVML's clock event ("throttle") reasons: nvmlClocksEventReason* /
+#: nvmlClocksThrottleReason* in pynvml (the same bits under both names)
+CLOCK_EVENT_REASONS = {
+    0x001: "gpu_idle", 0x002: "applications_clocks_setting", 0x004: "sw_power_cap",
+    0x008: "hw_slowdown", 0x010: "sync_boost", 0x020: "sw_thermal_slowdown",
+    0x040: "hw_thermal_slowdown", 0x080: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting", 0x200: "board_limit", 0x400: "reliability",
+}
+#: the reasons that mean the clocks were held below what the run asked for (power, heat, board);
+#: gpu_idle, applications_clocks_setting, sync_boost and display_clock_setting are not throttling
+THROTTLE_REASONS = frozenset({"sw_power_cap", "hw_slowdown", "sw_thermal_slowdown",
+                              "hw_thermal_slowdown", "hw_power_brake_slowdown", "board_limit",
+                              "reliability"})
+
+
+def decode_clock_reasons(mask: int) -> list[str]:
+    """NVML's clock-event bitmask as names; unknown bits as ``0x…`` so nothing is dropped."""
+    mask = int(mask)
+    names = [name for bit, name in sorted(CLOCK_EVENT_REASONS.items()) if mask & bit]
+    rest = mask & ~sum(CLOCK_EVENT_REASONS)
+    if rest:
+        names.append(hex(rest))
+    return names
 
 
 class NvmlCallError(Exception):
@@ -266,6 +296,47 @@ class Nvml:
     def power_w(self, handle: Any) -> float:
         return int(self._call("nvmlDeviceGetPowerUsage", handle)) / 1000.0
 
+    # -- GPU state (clocks, limits, modes) -----------------------------------------------------
+    def clock_mhz(self, handle: Any, clock: str, application: bool = False) -> int:
+        """Current (or application-set) ``clock`` ("sm" or "mem") in MHz."""
+        kind = {"sm": _CLOCK_SM, "mem": _CLOCK_MEM}[clock]
+        fn = "nvmlDeviceGetApplicationsClock" if application else "nvmlDeviceGetClockInfo"
+        return int(self._call(fn, handle, kind))
+
+    def power_limit_w(self, handle: Any) -> float:
+        """The power limit the driver enforces (the lower of the user's and the board's), W."""
+        return int(self._call("nvmlDeviceGetEnforcedPowerLimit", handle)) / 1000.0
+
+    def temperature_c(self, handle: Any) -> int:
+        return int(self._call("nvmlDeviceGetTemperature", handle, _TEMPERATURE_GPU))
+
+    def persistence_mode(self, handle: Any) -> bool:
+        return bool(self._call("nvmlDeviceGetPersistenceMode", handle))
+
+    def compute_mode(self, handle: Any) -> str:
+        mode = int(self._call("nvmlDeviceGetComputeMode", handle))
+        return _COMPUTE_MODES.get(mode, str(mode))
+
+    def mig_mode(self, handle: Any) -> bool:
+        """Whether MIG is on now (the pending mode applies after a GPU reset; not reported)."""
+        return bool(self._call("nvmlDeviceGetMigMode", handle)[0])
+
+    def ecc_mode(self, handle: Any) -> bool:
+        return bool(self._call("nvmlDeviceGetEccMode", handle)[0])
+
+    def clock_event_reasons(self, handle: Any) -> int:
+        """The clock event ("throttle") reasons bitmask; the newer name first, then the older one."""
+        try:
+            return int(self._call("nvmlDeviceGetCurrentClocksEventReasons", handle))
+        except NvmlCallError as exc:
+            if not exc.function_not_found:
+                raise
+        return int(self._call("nvmlDeviceGetCurrentClocksThrottleReasons", handle))
+
+    def energy_mj(self, handle: Any) -> int:
+        """Energy used since the driver loaded, in mJ (Volta and newer; NotSupported before)."""
+        return int(self._call("nvmlDeviceGetTotalEnergyConsumption", handle))
+
 
 def _is_nvml_error(exc: BaseException) -> bool:
     return any(c.__name__ in ("NVMLError", "NVMLLibraryMismatchError") for c in type(exc).__mro__)
@@ -456,6 +527,49 @@ def gpu_info(device: str, nvml: Any = None, env: Mapping[str, str] | None = None
     finally:
         if owned:
             _quiet_shutdown(nv)
+
+
+#: keys of :func:`gpu_state`'s result besides ``field_errors``
+GPU_STATE_KEYS = ("sm_clock_mhz", "mem_clock_mhz", "sm_app_clock_mhz", "mem_app_clock_mhz",
+                  "power_w", "power_limit_w", "temperature_c", "persistence_mode", "compute_mode",
+                  "mig_mode", "ecc_mode", "clock_event_reasons", "throttled", "energy_mj")
+
+
+def gpu_state(nvml: Any, handle: Any) -> dict:
+    """A snapshot of what decides a GPU's speed: clocks, power, heat, modes, clock event reasons.
+
+    Every key of :data:`GPU_STATE_KEYS`; a value that could not be read is None and
+    ``field_errors[key]`` says why ("not supported" or the NVML error). ``clock_event_reasons``
+    are names (:func:`decode_clock_reasons`); ``throttled`` is whether any of them is in
+    :data:`THROTTLE_REASONS`. ``energy_mj`` is NVML's cumulative counter, for differences.
+    """
+    out: dict = {}
+    errors: dict = {}
+
+    def read(key: str, fn: Any) -> None:
+        try:
+            out[key] = fn()
+        except NvmlCallError as exc:
+            out[key] = None
+            errors[key] = "not supported" if exc.not_supported else str(exc)
+
+    read("sm_clock_mhz", lambda: nvml.clock_mhz(handle, "sm"))
+    read("mem_clock_mhz", lambda: nvml.clock_mhz(handle, "mem"))
+    read("sm_app_clock_mhz", lambda: nvml.clock_mhz(handle, "sm", application=True))
+    read("mem_app_clock_mhz", lambda: nvml.clock_mhz(handle, "mem", application=True))
+    read("power_w", lambda: nvml.power_w(handle))
+    read("power_limit_w", lambda: nvml.power_limit_w(handle))
+    read("temperature_c", lambda: nvml.temperature_c(handle))
+    read("persistence_mode", lambda: nvml.persistence_mode(handle))
+    read("compute_mode", lambda: nvml.compute_mode(handle))
+    read("mig_mode", lambda: nvml.mig_mode(handle))
+    read("ecc_mode", lambda: nvml.ecc_mode(handle))
+    read("clock_event_reasons", lambda: decode_clock_reasons(nvml.clock_event_reasons(handle)))
+    reasons = out["clock_event_reasons"]
+    out["throttled"] = None if reasons is None else bool(THROTTLE_REASONS.intersection(reasons))
+    read("energy_mj", lambda: nvml.energy_mj(handle))
+    out["field_errors"] = errors
+    return out
 
 
 def _cuda_version_text(v: int) -> str:

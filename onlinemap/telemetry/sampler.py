@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from onlinemap.telemetry.nvml import MIB, REASON_CPU, NvmlCallError, load_nvml, parse_device, \
-    resolve_device
+from onlinemap.telemetry.nvml import MIB, REASON_CPU, THROTTLE_REASONS, NvmlCallError, \
+    decode_clock_reasons, gpu_state, load_nvml, parse_device, resolve_device
 
 __all__ = [
     "TelemetrySampler", "TelemetryRecord", "RECORD_KEYS", "CSV_HEADER",
@@ -100,6 +100,18 @@ class TelemetryRecord:
     host_root_pid: int | None = None
     sampler_cpu_s: float | None = None
     sampler_cpu_pct: float | None = None
+    gpu_state_before: dict | None = None
+    gpu_state_after: dict | None = None
+    gpu_state_reason: str | None = None
+    throttled: bool | None = None
+    throttle_reasons: list = field(default_factory=list)
+    throttle_ticks: int = 0
+    throttle_checked_ticks: int = 0
+    throttle_reason: str | None = None
+    energy_j: float | None = None
+    energy_samples: int = 0
+    energy_per_sample_j: float | None = None
+    energy_reason: str | None = None
     notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -210,6 +222,19 @@ class TelemetrySampler:
         self._proc_zero = False
         self._util = _Channel()
         self._power = _Channel()
+        # the measured window, told by the runner (note_measured) as measured samples arrive
+        self._measured = 0                    # driver thread: measured samples seen
+        self._state_before: dict | None = None
+        self._state_after: dict | None = None
+        self._energy_begin: tuple | None = None   # (energy_mj, measured count) at the first one
+        self._energy_end: tuple | None = None
+        # sampler thread: clock event reasons and energy, read every tick
+        self._reason_error: str | None = None
+        self._energy_error: str | None = None
+        self._energy_last: int | None = None
+        self._seen_measured = 0               # _measured as the sampler thread last saw it
+        self._pending = [0, 0, 0]             # ticks since then: checked, throttled, mask
+        self._window = [0, 0, 0]              # committed to the measured window
 
     # -- before launch ------------------------------------------------------------------------
     def _ensure_gpu(self) -> None:
@@ -288,6 +313,28 @@ class TelemetrySampler:
             self._host = tracker   # one assignment: the sampler thread sees the old or the new tree
             self._host_reason = None
 
+    def note_measured(self) -> None:
+        """The runner saw one more measured (non-warm-up) sample; cheap, called per sample line.
+
+        The first call snapshots the GPU state (``gpu_state_before``) and starts the energy and
+        throttle window; each call moves its end. Ticks are committed to the window when a later
+        sample arrives, so ticks after the last sample (the model exiting) never count.
+        """
+        self._measured += 1
+        if not self._gpu_ready:
+            return
+        if self._measured == 1:
+            try:
+                self._state_before = gpu_state(self._nvml, self._ref.handle)
+            except Exception as exc:  # a broken driver must not stop the run
+                self._notes.append(f"GPU state before not read: {exc}")
+            if self._energy_last is not None:
+                self._energy_begin = (self._energy_last, self._measured)
+        elif self._energy_begin is None and self._energy_last is not None:
+            self._energy_begin = (self._energy_last, self._measured)
+        if self._energy_last is not None:
+            self._energy_end = (self._energy_last, self._measured)
+
     def _open_csv(self) -> None:
         try:
             self.csv_path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,11 +391,44 @@ class TelemetrySampler:
             proc_mb = self._sample_processes(nv, h)
             util = self._util.read(lambda: nv.utilization_pct(h))
             power = self._power.read(lambda: nv.power_w(h))
+            self._sample_clock_state(nv, h)
         self._ticks += 1
         if self._csv is not None and not (dev_mb is None and proc_mb is None and util is None
                                           and power is None and rss_mb is None):
             self._csv.writerow((_cell(t, "%.3f"), _cell(dev_mb), _cell(proc_mb),
                                 _cell(util, "%.0f"), _cell(power), _cell(rss_mb)))
+
+    def _sample_clock_state(self, nv: Any, h: Any) -> None:
+        """Clock event reasons and the energy counter, for the measured window (one tick each)."""
+        if self._measured != self._seen_measured:   # a sample arrived: earlier ticks were inside
+            self._commit_pending()
+        if self._reason_error is None:
+            try:
+                mask = nv.clock_event_reasons(h)
+            except NvmlCallError as exc:
+                self._reason_error = (REASON_NOT_SUPPORTED if exc.not_supported
+                                      else f"query failed: {exc}")
+            else:
+                if self._measured:
+                    p = self._pending
+                    p[0] += 1
+                    if THROTTLE_REASONS.intersection(decode_clock_reasons(mask)):
+                        p[1] += 1
+                        p[2] |= int(mask)
+        if self._energy_error is None:
+            try:
+                self._energy_last = nv.energy_mj(h)
+            except NvmlCallError as exc:
+                self._energy_error = (REASON_NOT_SUPPORTED if exc.not_supported
+                                      else f"query failed: {exc}")
+
+    def _commit_pending(self) -> None:
+        self._seen_measured = self._measured
+        w, p = self._window, self._pending
+        w[0] += p[0]
+        w[1] += p[1]
+        w[2] |= p[2]
+        self._pending = [0, 0, 0]
 
     def _sample_processes(self, nv: Any, h: Any) -> float | None:
         """Sum of NVML per-process memory over our tree's pids, when really found (MiB)."""
@@ -391,6 +471,13 @@ class TelemetrySampler:
                     except OSError as exc:
                         self._notes.append(f"telemetry CSV not flushed: {exc}")
                     self._csv_fh = self._csv = None
+                if self._gpu_ready and self._measured:
+                    if self._measured != self._seen_measured:
+                        self._commit_pending()   # ticks before the last sample the runner saw
+                    try:
+                        self._state_after = gpu_state(self._nvml, self._ref.handle)
+                    except Exception as exc:
+                        self._notes.append(f"GPU state after not read: {exc}")
                 self._record = self._build_record()
                 if self._owns_nvml and self._nvml is not None:
                     try:
@@ -451,6 +538,10 @@ class TelemetrySampler:
             rec.gpu_util_reason = self._util.reason("gpu utilisation", notes)
             rec.power_peak_w = self._power.peak
             rec.power_reason = self._power.reason("power", notes)
+            self._clock_state_result(rec)
+
+        if gpu_reason is not None:
+            rec.gpu_state_reason = rec.throttle_reason = rec.energy_reason = gpu_reason
 
         # host process tree
         if self._host is not None:
@@ -465,6 +556,36 @@ class TelemetrySampler:
             rec.host_reason = self._host_reason or REASON_NOT_STARTED
         rec.notes = notes
         return rec
+
+    def _clock_state_result(self, rec: TelemetryRecord) -> None:
+        """GPU state before/after, throttling during the measured window, energy per sample."""
+        rec.gpu_state_before, rec.gpu_state_after = self._state_before, self._state_after
+        no_window = "no measured sample was seen"
+        if self._state_before is None:
+            rec.gpu_state_reason = no_window if not self._measured else "GPU state not read"
+        checked, hit, mask = self._window
+        rec.throttle_checked_ticks, rec.throttle_ticks = checked, hit
+        rec.throttle_reasons = [r for r in decode_clock_reasons(mask) if r in THROTTLE_REASONS]
+        if self._reason_error is not None and not checked:
+            rec.throttle_reason = self._reason_error
+        elif not checked:
+            rec.throttle_reason = (no_window if not self._measured
+                                   else "no sampler tick inside the measured window")
+        else:
+            rec.throttled = hit > 0
+        if self._energy_error is not None:
+            rec.energy_reason = self._energy_error
+        elif self._energy_begin is None or self._energy_end is None:
+            rec.energy_reason = no_window if not self._measured else "no energy reading in time"
+        else:
+            (e0, n0), (e1, n1) = self._energy_begin, self._energy_end
+            rec.energy_samples = n1 - n0
+            if n1 - n0 < 1 or e1 < e0:
+                rec.energy_reason = ("too few samples between two energy readings"
+                                     if e1 >= e0 else "energy counter went backwards")
+            else:
+                rec.energy_j = round((e1 - e0) / 1000.0, 3)
+                rec.energy_per_sample_j = round(rec.energy_j / (n1 - n0), 4)
 
     def _process_result(self, notes: list) -> tuple[float | None, str | None]:
         if self._proc_peak is not None:

@@ -5,16 +5,26 @@ optimum-benchmark's ``Latency.from_values``. ``stdev`` is the sample standard de
 ``statistics.stdev``), None below two values. ``fps = 1000 / mean``: with batch 1 that is
 samples / summed time, mmdet3d benchmark.py's "Overall fps" over the same samples. numpy is
 imported when called.
+
+Uncertainty: ``p50_ci`` and ``p90_ci`` are 95 % distribution-free order-statistic intervals
+(:mod:`onlinemap.harness.stability`: exact binomial coverage for any continuous distribution, no
+resampling, no seed), ``[lo, hi]`` in ms, None when there are too few samples (the p50 needs 6,
+the p90 needs 36). ``p50_ci_rel_pct`` is the p50 interval's half-width in % of the median, the
+figure the precision stop rule (``--ci-target``) compares with.
 """
 from __future__ import annotations
 
 import math
 from typing import Iterable
 
-__all__ = ["latency_stats", "LATENCY_KEYS"]
+from onlinemap.harness.stability import DEFAULT_CONFIDENCE, p50_relative_halfwidth, quantile_ci
+
+__all__ = ["latency_stats", "LATENCY_KEYS", "CI_KEYS"]
 
 #: keys of :func:`latency_stats`' result, all in ms except count, fps and cv_pct
 LATENCY_KEYS = ("count", "mean", "p50", "p90", "p95", "p99", "stdev", "min", "max", "fps", "cv_pct")
+#: the uncertainty keys after them: intervals (lists) may be None on few samples
+CI_KEYS = ("p50_ci", "p90_ci", "p50_ci_rel_pct", "ci_confidence")
 
 
 def latency_stats(values_ms: Iterable[float]) -> dict:
@@ -27,8 +37,9 @@ def latency_stats(values_ms: Iterable[float]) -> dict:
     for v in values:
         if not math.isfinite(v) or v < 0:
             raise ValueError(f"latency values must be finite and >= 0 ms, got {v!r}")
-    out: dict = {k: None for k in LATENCY_KEYS}
+    out: dict = {k: None for k in LATENCY_KEYS + CI_KEYS}
     out["count"] = len(values)
+    out["ci_confidence"] = DEFAULT_CONFIDENCE
     if not values:
         return out
     import numpy as np
@@ -41,4 +52,10 @@ def latency_stats(values_ms: Iterable[float]) -> dict:
                min=float(arr.min()), max=float(arr.max()),
                fps=(1000.0 / mean) if mean > 0 else None,
                cv_pct=(100.0 * stdev / mean) if stdev is not None and mean > 0 else None)
+    ordered = sorted(values)
+    for key, q in (("p50_ci", 0.5), ("p90_ci", 0.9)):
+        ci = quantile_ci(ordered, q, DEFAULT_CONFIDENCE)
+        out[key] = None if ci is None else [float(ci[0]), float(ci[1])]
+    rel = p50_relative_halfwidth(ordered, DEFAULT_CONFIDENCE)
+    out["p50_ci_rel_pct"] = None if rel is None else 100.0 * rel
     return out

@@ -82,3 +82,56 @@ def test_missing_crontab_binary_is_a_missing_prerequisite(om_home, monkeypatch):
     monkeypatch.setenv("ONLINEMAP_CRONTAB", "/nonexistent/crontab")
     proc = run_cli("cron", "status")
     assert proc.returncode == 3 and "apt-get install -y cron" in proc.stderr
+
+
+CRON_CONFIG = ('models = ["reference"]\nsamples = 2\nwarmup = 0\ndevice = "cpu"\n'
+               '[options]\nimage_height = 32\nimage_width = 32\nwidth = 4\n')
+
+
+def _night_dataroots(home: Path) -> list[str]:
+    import json
+
+    out = []
+    for rec in sorted((home / "results").glob("*/run.json")):
+        data = json.loads(rec.read_text())
+        if data.get("kind") == "nightly":
+            out.append((data["created"], data["status"], data["settings"]["dataroot"]))
+    return [d for _, _, d in sorted(out)], [s for _, s, _ in sorted(out)]
+
+
+def test_the_cron_line_under_env_i_uses_the_dataroot_of_a_run_by_hand(fake_crontab, om_home, synth_root):
+    """cron's environment is only what the line sets: the installed line, run under ``env -i``, must measure the
+    same data as ``onlinemap nightly`` by hand with NUSCENES_ROOT (the dataroot is recorded in nightly.toml)."""
+    import subprocess
+
+    config = om_home / "nightly.toml"
+    config.write_text(CRON_CONFIG)
+    installed = run_cli("cron", "install")                         # NUSCENES_ROOT=synth_root (om_home fixture)
+    assert installed.returncode == 0, installed.stderr
+    assert f"recorded dataroot {synth_root}" in installed.stdout
+    assert config.read_text().endswith(CRON_CONFIG)                  # the user's file is kept below the new key
+    line = next(ln for ln in fake_crontab.read_text().splitlines() if ln.startswith("0 3 * * * "))
+    command = line[len("0 3 * * * "):].replace("\\%", "%")
+    cron = subprocess.run(["env", "-i", "/bin/sh", "-c", command], capture_output=True, text=True, timeout=300)
+    log = (om_home / "logs" / "nightly.log").read_text()
+    assert cron.returncode == 0, log[-3000:]
+
+    by_hand = run_cli("nightly", "--force", timeout=300)             # the same job, from this shell
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    dataroots, statuses = _night_dataroots(om_home)
+    assert statuses == ["ok", "ok"], log[-2000:]
+    assert dataroots == [str(synth_root), str(synth_root)]
+
+    again = run_cli("cron", "install", "--dataroot", str(om_home))   # a named dataroot is kept, not replaced
+    assert again.returncode == 0 and "keeps its dataroot" in again.stdout
+    assert config.read_text().count("dataroot =") == 1
+
+
+def test_the_setup_cron_stage_honours_onlinemap_crontab(fake_crontab, om_home):
+    """`onlinemap cron` reads $ONLINEMAP_CRONTAB; the setup stage's check must look at the same binary."""
+    from onlinemap.setup.models import _check_cron
+
+    res = _check_cron()
+    assert "not installed" not in res.detail and "not in the crontab" in res.detail
+    assert run_cli("cron", "install").returncode == 0
+    assert "no cron daemon" in _check_cron().detail or _check_cron().ok

@@ -115,3 +115,30 @@ def test_crashed_previous_night_is_reported(om_home):
     assert crashed.name in proc.stderr
     report = (om_home / "nightly" / "2025-01-02" / "report.md").read_text()
     assert "previous nightly job crashed" in report and crashed.name in report and "## Failures" in report
+
+
+def test_history_on_other_data_is_never_compared(om_home):
+    """Earlier nights on another dataroot, another version or another sample list are not history."""
+    first = _nightly(om_home, "--night", "n1")
+    assert first.returncode == 0, first.stderr
+    tonight = Path(json.loads(first.stdout)["models"][0]["run_dir"])
+    rng = random.Random(7)
+    lines = [json.loads(line) for line in (tonight / "samples.jsonl").read_text().splitlines()]
+    (tonight / "samples.jsonl").write_text("".join(json.dumps(dict(s, forward_ms=rng.gauss(60.0, 1.5))) + "\n"
+                                                   for s in lines))
+    history = _plant_history(tonight, 5, lambda rng, m: rng.gauss(50.0, 1.5))   # 1.2x faster: would regress
+    for i, run in enumerate(history):
+        rec = json.loads((run / "run.json").read_text())
+        job = json.loads((run / "job.json").read_text())
+        if i < 2:
+            rec["settings"]["dataroot"] = "/workspace/nuscenes"          # real data, not the synthetic set
+        elif i < 4:
+            rec["settings"]["version"] = "v1.0-trainval"
+        else:
+            job["samples"] = list(reversed(job["samples"]))              # another sample list
+        (run / "run.json").write_text(json.dumps(rec))
+        (run / "job.json").write_text(json.dumps(job))
+    judged = _nightly(om_home, "--night", "n1")
+    assert judged.returncode == 0, judged.stdout + judged.stderr
+    lat = json.loads(judged.stdout)["models"][0]["verdicts"][0]
+    assert lat["status"] == "no-history" and lat.get("history_runs", 0) == 0, lat

@@ -29,6 +29,8 @@ def script_env(tmp_path) -> dict:
     env.pop("ONLINEMAP_ENVS", None)
     env.pop("ONLINEMAP_SETUP_FAULT", None)
     env.pop("ONLINEMAP_RESULTS", None)
+    env["JUPYTER_DATA_DIR"] = str(tmp_path / "jupyter")   # the driver-venv kernelspec the script registers
+    env["ONLINEMAP_SYNTH_SIZE"] = "2x8"     # the default (10x40, the real mini's size) takes ~1 min CPU to write
     return env
 
 

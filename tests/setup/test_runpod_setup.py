@@ -7,7 +7,9 @@ venv running the tests (see conftest.script_env), so no torch is pip-installed a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.setup.conftest import REPO
@@ -97,3 +99,53 @@ def test_bad_option_and_help(script_env):
     assert missing.returncode == 2 and "needs a value" in missing.stderr
     helped = _run(["--help"], script_env)
     assert helped.returncode == 0 and "--dry-run" in helped.stdout
+
+
+def _from_parent(tmp_path) -> Path:
+    """``/workspace`` holding the clone as ``onlinemap/`` (a link to this checkout), as after ``cd /workspace && git clone``."""
+    parent = tmp_path / "workspace"
+    parent.mkdir()
+    (parent / "onlinemap").symlink_to(REPO, target_is_directory=True)
+    return parent
+
+
+def test_from_the_parent_folder_with_home_unset_or_empty(script_env, tmp_path):
+    """`cd /workspace && ./onlinemap/runpod_setup.sh`: the clone folder must not shadow the package, HOME may be
+    unset (cron, env -i) or empty, and the home is the volume's onlinemap-home, not the clone."""
+    import pwd
+
+    parent = _from_parent(tmp_path)
+    env = {k: v for k, v in script_env.items() if k not in ("HOME", "ONLINEMAP_HOME")}
+    env["ONLINEMAP_VOLUME"] = str(parent)
+    proc = subprocess.run(["bash", "./onlinemap/runpod_setup.sh", "--dry-run"], cwd=parent, env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "unbound variable" not in proc.stderr
+    assert f"onlinemap home: {parent / 'onlinemap-home'}" in proc.stdout
+    assert "== setup stages" in proc.stdout and "needs the driver venv" not in proc.stdout   # it really planned
+    assert not (parent / "onlinemap-home").exists()                                        # a dry run writes nothing
+
+    env["HOME"] = ""
+    empty = subprocess.run(["bash", "./onlinemap/runpod_setup.sh", "--dry-run"], cwd=parent, env=env,
+                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert empty.returncode == 0 and "/.onlinemap" not in empty.stdout, empty.stdout[-2000:] + empty.stderr[-2000:]
+    env["ONLINEMAP_VOLUME"] = str(tmp_path / "no-volume")      # off a pod, HOME empty: the account's home
+    plan = subprocess.run([sys.executable, "-I", str(REPO / "onlinemap" / "paths.py"), "home"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert plan.stdout.strip() == str(Path(pwd.getpwuid(os.getuid()).pw_dir) / ".onlinemap")
+
+
+def test_a_home_inside_the_clone_is_refused(script_env):
+    env = dict(script_env, ONLINEMAP_HOME=str(REPO / "home"))
+    proc = _run([], env)
+    assert proc.returncode == 2 and "source checkout" in proc.stderr
+    assert not (REPO / "home").exists()
+
+
+def test_quick_test_from_the_parent_folder(script_env, tmp_path, synth_root):
+    parent = _from_parent(tmp_path)
+    env = dict(script_env, NUSCENES_ROOT=str(synth_root), QUICK_TEST_SAMPLES="1")
+    proc = subprocess.run(["bash", "./onlinemap/quick_test_models.sh", "reference"], cwd=parent, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("reference") and " ok " in proc.stdout and "Traceback" not in proc.stderr

@@ -42,7 +42,8 @@ class FakeGpu:
     def __init__(self, name: str = "NVIDIA A100-SXM4-80GB", uuid: str = "GPU-aaaa0000",
                  bus: str = "00000000:07:00.0", total_mb: float = 81920, used_mb: Any = 10,
                  procs: Any = (), util: Any = 50, power: Any = 100.0, cc: tuple = (8, 0),
-                 struct: str = "v2"):
+                 struct: str = "v2", reasons: Any = 0, energy_mj: Any = None,
+                 state: dict | None = None):
         self.name, self.uuid, self.bus, self.total_mb, self.cc = name, uuid, bus, total_mb, cc
         self.struct = struct
         if isinstance(procs, BaseException):
@@ -51,8 +52,17 @@ class FakeGpu:
             self._procs = _series(list(procs) if procs else [[]])
         self._used = _series(used_mb)
         self._util, self._power = _series(util), _series(power)
+        # clock event reasons (bitmask) and the energy counter (mJ) are replayed per call too;
+        # energy_mj None: a counter rising 250 mJ a call (a 100 W GPU read every 2.5 ms)
+        self._reasons = _series(reasons)
+        self._energy = _series(energy_mj if energy_mj is not None else (lambda n: 10**9 + 250 * n))
+        #: the static readings of gpu_state(); a value may be an NvmlCallError to raise
+        self.state = {"sm": 1980, "mem": 2619, "sm_app": 1980, "mem_app": 2619,
+                      "power_limit_w": 700.0, "temperature_c": 41, "persistence_mode": True,
+                      "compute_mode": "default", "mig_mode": False, "ecc_mode": True}
+        self.state.update(state or {})
         self.calls = {"memory_info": 0, "running_processes": 0, "utilization_pct": 0,
-                      "power_w": 0}
+                      "power_w": 0, "clock_event_reasons": 0, "energy_mj": 0}
         self._lock = threading.Lock()
 
     def next(self, what: str) -> int:
@@ -132,6 +142,33 @@ class FakeNvml:
 
     def power_w(self, handle: Any) -> float:
         return float(_raise_or(handle._power(handle.next("power_w"))))
+
+    def clock_mhz(self, handle: Any, clock: str, application: bool = False) -> int:
+        return int(_raise_or(handle.state[clock + ("_app" if application else "")]))
+
+    def power_limit_w(self, handle: Any) -> float:
+        return float(_raise_or(handle.state["power_limit_w"]))
+
+    def temperature_c(self, handle: Any) -> int:
+        return int(_raise_or(handle.state["temperature_c"]))
+
+    def persistence_mode(self, handle: Any) -> bool:
+        return bool(_raise_or(handle.state["persistence_mode"]))
+
+    def compute_mode(self, handle: Any) -> str:
+        return str(_raise_or(handle.state["compute_mode"]))
+
+    def mig_mode(self, handle: Any) -> bool:
+        return bool(_raise_or(handle.state["mig_mode"]))
+
+    def ecc_mode(self, handle: Any) -> bool:
+        return bool(_raise_or(handle.state["ecc_mode"]))
+
+    def clock_event_reasons(self, handle: Any) -> int:
+        return int(_raise_or(handle._reasons(handle.next("clock_event_reasons"))))
+
+    def energy_mj(self, handle: Any) -> int:
+        return int(_raise_or(handle._energy(handle.next("energy_mj"))))
 
 
 def not_supported() -> NvmlCallError:
