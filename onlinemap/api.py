@@ -80,7 +80,7 @@ def unique(values, what: str) -> list:
 def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_tokens, scenes, timeout_s,
               inactivity_s, timer, telemetry, exclusive, echo, options, min_samples, min_duration_s,
               telemetry_period_s=None, tags=None, backend="torch", refuse_throttled=False,
-              ci_target_pct=None, max_duration_s=None, rate_hz=None) -> RunSettings:
+              ci_target_pct=None, max_duration_s=None, rate_hz=None, variant=None) -> RunSettings:
     s = RunSettings(kind=kind, samples=samples, warmup=warmup, dataroot=Path(dataroot) if dataroot else None,
                     version=version, device=_device(device), sample_tokens=list(sample_tokens or []),
                     scenes=list(scenes or []), timeout_s=timeout_s, inactivity_s=inactivity_s, timer=timer,
@@ -88,10 +88,18 @@ def _settings(kind: str, *, samples, warmup, dataroot, version, device, sample_t
                     ci_target_pct=ci_target_pct, max_duration_s=max_duration_s, rate_hz=rate_hz,
                     options=dict(options or {}),
                     min_samples=min_samples, min_duration_s=min_duration_s, tags=dict(tags or {}),
-                    backend=backend or "torch")
+                    backend=backend or "torch", variant=variant or None)
     if telemetry_period_s:
         s.telemetry_period_s = telemetry_period_s
     return s
+
+
+def _variant_for(spec, variant: str | None) -> str | None:
+    """``variant`` when ``spec`` has it (bench over several models), else None (the model's own choice)."""
+    if variant and variant not in spec.variant_names:
+        log.warning("%s has no env variant %r: its variant is chosen from the GPU", spec.name, variant)
+        return None
+    return variant
 
 
 def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int = DEFAULT_WARMUP,
@@ -102,10 +110,12 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
          refuse_throttled: bool = False, ci_target_pct: float | None = None,
          max_duration_s: float | None = None, rate_hz: float | None = None,
          min_samples: int = DEFAULT_MIN_SAMPLES, min_duration_s: float = DEFAULT_MIN_DURATION_S,
-         results_root: Path | None = None, progress: bool | Callable[[dict], None] | None = None) -> RunOutcome:
+         results_root: Path | None = None, progress: bool | Callable[[dict], None] | None = None,
+         variant: str | None = None) -> RunOutcome:
     """Smoke-run one model on a few samples; returns the outcome (``.status``, ``.run_dir``, ``.record``).
 
     ``progress=True`` shows the same bar as :func:`bench`; a callable gets each finished sample instead.
+    ``variant``: the env variant (paper | modern ...); default: chosen from the GPU's compute capability.
     """
     from onlinemap.registry import find_model
     from onlinemap.runner import run_model
@@ -119,7 +129,7 @@ def test(model: str, *, samples: int | None = DEFAULT_TEST_SAMPLES, warmup: int 
                          timer=timer, telemetry=telemetry, exclusive=exclusive, echo=echo, options=options,
                          min_samples=min_samples, min_duration_s=min_duration_s,
                          refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
-                         max_duration_s=max_duration_s, rate_hz=rate_hz)
+                         max_duration_s=max_duration_s, rate_hz=rate_hz, variant=variant)
     bar = None
     if progress is True:
         bar = _ProgressBar(spec.name, None if samples is None else samples + warmup, warmup)
@@ -153,13 +163,16 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
           progress: bool = True, results_root: Path | None = None, options: dict | None = None,
           tags: dict | None = None, gpus: str | list[str] | None = None, backend: str = "torch",
           refuse_throttled: bool = False, ci_target_pct: float | None = None,
-          max_duration_s: float | None = None, rate_hz: float | None = None) -> BenchResult:
+          max_duration_s: float | None = None, rate_hz: float | None = None,
+          variant: str | None = None) -> BenchResult:
     """Benchmark several models in turn, the same way; models that are not ready are skipped and listed.
 
     Ctrl-C stops the model that is running (its finished samples are kept) and the bench itself.
     ``gpus`` (``"all"``, ``"0,1"`` or a list of device strings): run the models in parallel, one
     model process per device, each measured on its own device (scheduler.py); ``device`` is then unused.
     ``backend``: torch (the adapter's forward) or an exported artifact's runtime (docs/backends.md).
+    ``variant``: the env variant for the models that have it (the others run their only one);
+    default: each model's variant is chosen from the GPU.
     """
     from onlinemap.errors import MissingPrerequisiteError, SpecError
     from onlinemap.registry import find_model
@@ -182,7 +195,8 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                                  echo=echo, options=options, min_samples=min_samples,
                                  min_duration_s=min_duration_s, telemetry_period_s=telemetry_period_s, tags=tags,
                                  backend=backend, refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
-                                 max_duration_s=max_duration_s, rate_hz=rate_hz)
+                                 max_duration_s=max_duration_s, rate_hz=rate_hz,
+                                 variant=_variant_for(find_model(name), variant))
             return run_model(find_model(name), settings, results_root=results_root, on_run_dir=on_run_dir)
 
         runs, result.interrupted = run_scheduled(names, devices, run_one)
@@ -209,7 +223,8 @@ def bench(models: str | list[str] = "all", *, samples: int | None = None, warmup
                              echo=echo, options=options, min_samples=min_samples, min_duration_s=min_duration_s,
                              telemetry_period_s=telemetry_period_s, tags=tags, backend=backend,
                              refuse_throttled=refuse_throttled, ci_target_pct=ci_target_pct,
-                             max_duration_s=max_duration_s, rate_hz=rate_hz)
+                             max_duration_s=max_duration_s, rate_hz=rate_hz,
+                             variant=_variant_for(spec, variant))
         bar = _ProgressBar(name, None if samples is None else samples + warmup, warmup) if progress else None
         try:
             outcome = run_model(spec, settings, results_root=results_root, progress=bar.update if bar else None)

@@ -33,7 +33,9 @@ class Check:
 def repo_dir(spec: ModelSpec) -> Path | None:
     if spec.repo is None:
         return None
-    return paths.repos_dir() / f"{spec.name}@{spec.repo.commit[:12]}"
+    # keyed by (model, commit, variant): ops are built in place, so each env variant has its own checkout
+    suffix = "" if spec.variant == "paper" else f"-{spec.variant}"
+    return paths.repos_dir() / f"{spec.name}@{spec.repo.commit[:12]}{suffix}"
 
 
 def weights_path(spec: ModelSpec) -> Path | None:
@@ -61,10 +63,10 @@ def _check_repo(spec: ModelSpec) -> Check | None:
         info = json.loads((path / REPO_INFO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return Check("repo", False, f"{spec.repo.url} not checked out at {spec.repo.commit[:12]} ({path})",
-                     f"onlinemap env create {spec.name}")
+                     f"onlinemap env create {spec.name}{spec.variant_flag}")
     if info.get("commit") != spec.repo.commit:
         return Check("repo", False, f"{path} is at {str(info.get('commit'))[:12]}, expected {spec.repo.commit[:12]}",
-                     f"onlinemap env create {spec.name} --force")
+                     f"onlinemap env create {spec.name}{spec.variant_flag} --force")
     return Check("repo", True, f"{path} at {spec.repo.commit[:12]}")
 
 
@@ -74,7 +76,7 @@ def _check_weights(spec: ModelSpec) -> Check | None:
         return None
     if not path.is_file():
         return Check("weights", False, f"checkpoint {spec.checkpoint.file} not downloaded ({path})",
-                     f"onlinemap env create {spec.name}")
+                     f"onlinemap env create {spec.name}{spec.variant_flag}")
     return Check("weights", True, f"{path}")
 
 

@@ -66,6 +66,7 @@ class RunSettings:
     exclusive: bool = False
     refuse_throttled: bool = False                # fail a run whose GPU clocks throttled while measuring
     busy_gpu_mb: float = DEFAULT_BUSY_GPU_MB
+    variant: str | None = None                    # env variant (paper | modern ...); None: chosen from the GPU
     echo: bool = True
     options: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
@@ -196,6 +197,9 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     from onlinemap.environments.guard import check_cpu_ok, check_gpu_arch
 
     device = check_device(settings.device)
+    from onlinemap.environments.guard import choose_variant
+
+    spec = choose_variant(spec, device, None, settings.variant)    # the env variant for this GPU (issue 15)
     check_gpu_arch(spec, device)
     if settings.timer not in ("wall", "cuda-events"):
         raise UsageError(f"invalid timer {settings.timer!r}", "use wall or cuda-events")
@@ -372,6 +376,7 @@ def _write_run_start(spec: ModelSpec, settings: RunSettings, env, run_id: str, r
         settings={**settings.to_dict(), "device": device, "dataroot": str(root), "version": version,
                   "sample_count_planned": len(samples)},
         model_spec={"task": spec.task, "outputs": spec.outputs, "env_kind": spec.env_kind, "temporal": spec.temporal,
+                    "variant": spec.variant,
                     "repo": spec.repo.to_dict() if spec.repo else None, "config": config,
                     "checkpoint": spec.checkpoint.to_dict() if spec.checkpoint else None},
         env=env.to_dict(), driver={**driver_identity(), "onlinemap": onlinemap.__version__,

@@ -27,8 +27,10 @@ def short_reason(reason: str, width: int = 40) -> str:
                                             "(replaces --device)")
 @click.option("--backend", "-b", type=click.Choice(["torch", "onnxruntime", "pt2", "tensorrt"]), default="torch",
               show_default=True, help="run the adapter's torch forward, or its export (`onlinemap export`) on this runtime")
+@click.option("--variant", default=None,
+              help="env variant for the models that have it (paper | modern) [default: chosen from the GPU]")
 @run_options
-def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_version, device, warmup, min_samples,
+def bench(models, samples, scenes, show_output, gpus, backend, variant, dataroot, data_version, device, warmup, min_samples,
           min_duration, ci_target, max_duration, rate_hz, timeout, inactivity_timeout, timer, no_telemetry, exclusive,
           refuse_throttled, as_json):
     """Benchmark several models in turn, measured the same way.
@@ -46,7 +48,7 @@ def bench(models, samples, scenes, show_output, gpus, backend, dataroot, data_ve
                        dataroot=dataroot, version=data_version, device=device, scenes=list(scenes), timeout_s=timeout,
                        inactivity_s=inactivity_timeout, timer=timer, telemetry=not no_telemetry, exclusive=exclusive,
                        refuse_throttled=refuse_throttled, echo=show_output, progress=not as_json, gpus=gpus,
-                       backend=backend)
+                       backend=backend, variant=variant)
     if as_json:
         click.echo(json.dumps({"runs": [{**o.record.to_dict(), "path": str(o.run_dir)} for o in result],
                                "skipped": [{"model": m, "reason": r} for m, r in result.skipped]}, indent=2, default=str))

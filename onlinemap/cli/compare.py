@@ -47,14 +47,14 @@ def comparison_table(rows: list[dict]) -> str:
     """The terminal table of comparison rows."""
     from onlinemap.cli.render import fmt_ms, table
 
-    return table([[r["model"], r.get("backend") or "torch", r["run_id"][-6:], r["status"], fmt_ms(r["p50_ms"]), fmt_ms(r["p90_ms"]),
+    return table([[r["model"], r.get("backend") or "torch", r.get("variant") or "-", r["run_id"][-6:], r["status"], fmt_ms(r["p50_ms"]), fmt_ms(r["p90_ms"]),
                    "n/a" if r["fps"] is None else f"{r['fps']:.1f}",
                    _mem(r, "torch_max_allocated_mb"), _mem(r, "nvml_device_delta_peak_mb"),
                    _mem(r, "nvml_process_used_peak_mb"), _mem(r, "host_rss_peak_mb"), _acc(r), r.get("reproduction") or "-",
                    f"{r['env_kind'] or 'n/a'} {r['lock_hash'] or ''}".strip(), r["gpu"] or f"none ({r['device']})"]
                   for r in rows],
-                 ["model", "backend", "run", "status", "p50", "p90", "FPS", "torch peak", "NVML dev Δ", "NVML proc", "host RSS",
-                  "accuracy", "reproduction", "env", "GPU"])
+                 ["model", "backend", "variant", "run", "status", "p50", "p90", "FPS", "torch peak", "NVML dev Δ", "NVML proc",
+                  "host RSS", "accuracy", "reproduction", "env", "GPU"])
 
 
 @click.command("compare")

@@ -38,8 +38,12 @@ def env() -> None:
 @env.command("lock")
 @click.argument("model", required=False)
 @click.option("--all", "all_", is_flag=True, help="lock every conda model (each is tried; failures are listed)")
-def lock(model, all_):
+@click.option("--variant", default="paper", show_default=True,
+              help="env variant to lock (its files are in envs/<Model>/variants/<variant>/)")
+def lock(model, all_, variant):
     """Make envs/<Model>/conda-lock.yml with conda-lock (linux-64, the folder's virtual-packages.yml).
+
+    With --variant modern: envs/<Model>/variants/modern/conda-lock.yml from the files beside it.
 
     conda-lock reads envs/<Model>/conda-lock-input.yml (environment.yml with its pip options rewritten),
     kept beside the lock; an unchanged pack leaves the lock's bytes as they are. It needs the conda
@@ -47,7 +51,7 @@ def lock(model, all_):
     """
     from onlinemap.environments.lock import lock_env
 
-    _each(_specs(model, all_), lambda spec: lock_env(spec, progress=_say), all_)
+    _each(_specs(model, all_), lambda spec: lock_env(spec.with_variant(variant), progress=_say), all_)
 
 
 def _each(specs, action, all_: bool) -> list:
@@ -80,7 +84,10 @@ def _each(specs, action, all_: bool) -> list:
 @click.option("--device", default="cuda:0", show_default=True, help="GPU whose architecture is checked and built for")
 @click.option("--json", "as_json", is_flag=True, help="print what was done as JSON")
 @click.option("--echo", is_flag=True, help="stream the managers' output too (it always goes to the log)")
-def create(model, all_, jobs, manager, force, skip_weights, device, as_json, echo):
+@click.option("--variant", default=None,
+              help="env variant (paper | modern ...) [default: chosen from the GPU's compute capability]")
+@click.option("--dry-run", is_flag=True, help="print the chosen variant and the steps it would run; change nothing")
+def create(model, all_, jobs, manager, force, skip_weights, device, as_json, echo, variant, dry_run):
     """Create a model's env, check out its repo, build its ops and fetch its weights.
 
     Reuses a ready env whose info file matches the lock and whose smoke import passes; anything
@@ -92,7 +99,8 @@ def create(model, all_, jobs, manager, force, skip_weights, device, as_json, ech
 
     def one(spec):
         results.append(create_env(spec, manager=manager, force=force, jobs=jobs, skip_weights=skip_weights,
-                                  device=device, progress=_say, echo=echo).to_dict())
+                                  device=device, progress=_say, echo=echo, variant=variant,
+                                  dry_run=dry_run).to_dict())
 
     try:
         _each(_specs(model, all_), one, all_)

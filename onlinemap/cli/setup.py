@@ -46,9 +46,11 @@ def setup() -> None:
 @click.option("--jobs", type=positive_int, default=1, show_default=True, help="models set up in parallel")
 @click.option("--with-cron", is_flag=True, help="install/start cron and register the nightly job")
 @click.option("--with-kernels", is_flag=True, help="a Jupyter kernel per model env")
+@click.option("--variant", default=None,
+              help="env variant for the models that have it (paper | modern) [default: chosen from the GPU]")
 @_common
-def run(models, dry_run, jobs, with_cron, with_kernels, dataroot, skip_weights, yes, allow_unverified, manager,
-        as_json):
+def run(models, dry_run, jobs, with_cron, with_kernels, variant, dataroot, skip_weights, yes, allow_unverified,
+        manager, as_json):
     """Run every stage whose check fails; skip those whose check passes (idempotent, resumable)."""
     from onlinemap.setup.plan import build_context, setup as do_setup, summary_lines
     from onlinemap.setup.stages import BAD
@@ -56,7 +58,7 @@ def run(models, dry_run, jobs, with_cron, with_kernels, dataroot, skip_weights, 
     say = (lambda line: click.echo(line, err=True)) if as_json else _say
     ctx = build_context(models=models, dataroot=dataroot, dry_run=dry_run, skip_weights=skip_weights, jobs=jobs,
                         with_cron=with_cron, with_kernels=with_kernels, yes=yes, allow_unverified=allow_unverified,
-                        manager=manager, say=say)
+                        manager=manager, say=say, variant=variant)
     results = do_setup(ctx)
     if as_json:
         click.echo(json.dumps({"results": [r.to_dict() for r in results], "not_set_up": ctx.unselected,
@@ -74,14 +76,15 @@ def run(models, dry_run, jobs, with_cron, with_kernels, dataroot, skip_weights, 
 @click.argument("name")
 @click.option("--model", "-m", default=None, help="the model, for per-model stages (env, weights, info, smoke, kernel)")
 @click.option("--dry-run", is_flag=True, help="show what the stage would do; change nothing")
+@click.option("--variant", default=None, help="env variant (paper | modern) [default: chosen from the GPU]")
 @_common
-def stage(name, model, dry_run, dataroot, skip_weights, yes, allow_unverified, manager, as_json):
+def stage(name, model, dry_run, variant, dataroot, skip_weights, yes, allow_unverified, manager, as_json):
     """Run one stage alone: system, micromamba, driver, data, env, weights, info, smoke, kernel, cron."""
     from onlinemap.setup.plan import build_context, run_one_stage
     from onlinemap.setup.stages import BAD
 
     ctx = build_context(models=model, dataroot=dataroot, dry_run=dry_run, skip_weights=skip_weights, yes=yes,
-                        allow_unverified=allow_unverified, manager=manager,
+                        allow_unverified=allow_unverified, manager=manager, variant=variant,
                         say=(lambda line: click.echo(line, err=True)) if as_json else _say)
     res = run_one_stage(ctx, name, model)
     if as_json:

@@ -17,8 +17,10 @@ from onlinemap.runner import DEFAULT_TEST_SAMPLES
               help="measured samples (after warm-up)")
 @click.option("--sample-token", "sample_tokens", multiple=True, help="run these samples (repeatable)")
 @click.option("--scene", "scenes", multiple=True, help="take samples from these scenes (repeatable)")
+@click.option("--variant", default=None,
+              help="env variant (paper | modern) [default: chosen from the GPU's compute capability]")
 @run_options
-def test(model, samples, sample_tokens, scenes, dataroot, data_version, device, warmup, min_samples, min_duration, ci_target, max_duration, rate_hz,
+def test(model, samples, sample_tokens, scenes, variant, dataroot, data_version, device, warmup, min_samples, min_duration, ci_target, max_duration, rate_hz,
          timeout, inactivity_timeout, timer, no_telemetry, exclusive, refuse_throttled, as_json):
     """Smoke-run one model on a few samples and summarise it.
 
@@ -33,7 +35,8 @@ def test(model, samples, sample_tokens, scenes, dataroot, data_version, device, 
                        scenes=list(scenes), timeout_s=timeout, inactivity_s=inactivity_timeout, timer=timer,
                        telemetry=not no_telemetry, exclusive=exclusive, refuse_throttled=refuse_throttled,
                        echo=not as_json, min_samples=min_samples, min_duration_s=min_duration,
-                       ci_target_pct=ci_target, max_duration_s=max_duration, rate_hz=rate_hz, progress=not as_json)
+                       ci_target_pct=ci_target, max_duration_s=max_duration, rate_hz=rate_hz, progress=not as_json,
+                       variant=variant)
     record = outcome.record.to_dict()
     if as_json:
         click.echo(json.dumps({**record, "path": str(outcome.run_dir)}, indent=2, default=str))

@@ -58,7 +58,9 @@ class EnvHandle:
     def to_dict(self) -> dict:
         return {"kind": self.kind, "python": self.python, "prefix": str(self.prefix) if self.prefix else None,
                 "manager": self.manager, "manager_exe": self.manager_exe, "manager_version": self.manager_version,
-                "lock_hash": self.lock_hash, "locked": self.locked}
+                "lock_hash": self.lock_hash, "locked": self.locked,
+                "variant": (self.info or {}).get("variant", "paper") if self.kind == "conda" else None,
+                "patches": [p.get("file") for p in (self.info or {}).get("patches", [])]}
 
 
 def run_prefix_argv(env: EnvHandle) -> list[str]:
@@ -89,7 +91,7 @@ def lock_hash(spec: ModelSpec) -> tuple[str, bool]:
 
 def env_prefix(spec: ModelSpec) -> Path:
     digest, _ = lock_hash(spec)
-    return paths.envs_prefix_dir() / f"{spec.name}-{digest}"
+    return paths.envs_prefix_dir() / f"{spec.env_key}-{digest}"
 
 
 def read_env_info(prefix: Path) -> dict | None:
@@ -111,19 +113,19 @@ def resolve_environment(spec: ModelSpec) -> EnvHandle:
                 "pip install -e '.[torch]' (or pip install torch) in the onlinemap venv")
         return EnvHandle(model=spec.name, kind="host", python=sys.executable)
     digest, locked = lock_hash(spec)
-    prefix = paths.envs_prefix_dir() / f"{spec.name}-{digest}"
+    prefix = paths.envs_prefix_dir() / f"{spec.env_key}-{digest}"
     info = read_env_info(prefix)
     if info is None:
         raise MissingPrerequisiteError(f"{spec.name}: env not installed (no ready env at {prefix})",
-                                       f"onlinemap env create {spec.name}")
+                                       f"onlinemap env create {spec.name}{spec.variant_flag}")
     if info.get("lock_hash") != digest or info.get("model") != spec.name:
         raise MissingPrerequisiteError(
             f"{spec.name}: env info at {prefix} does not match its lock (info says {info.get('model')}/"
-            f"{info.get('lock_hash')}, lock is {digest})", f"onlinemap env create {spec.name} --force")
+            f"{info.get('lock_hash')}, lock is {digest})", f"onlinemap env create {spec.name}{spec.variant_flag} --force")
     python = prefix / "bin" / "python"
     if not python.exists():
         raise MissingPrerequisiteError(f"{spec.name}: env at {prefix} has no bin/python",
-                                       f"onlinemap env create {spec.name} --force")
+                                       f"onlinemap env create {spec.name}{spec.variant_flag} --force")
     return EnvHandle(model=spec.name, kind="conda", python=str(python), prefix=prefix,
                      manager=info.get("manager"), manager_exe=launcher_exe(spec.name, prefix, info),
                      manager_version=info.get("manager_version"), lock_hash=digest, locked=locked, info=info)

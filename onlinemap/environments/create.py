@@ -73,6 +73,9 @@ class CreateResult:
     weights: str | None = None
     log: str | None = None
     steps: list = field(default_factory=list)
+    variant: str = "paper"
+    wheels: list = field(default_factory=list)     # [{package, version, key, wheel, cached}]
+    plan: list = field(default_factory=list)       # --dry-run: what would be done, one line each
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,16 +148,16 @@ def _gpu_arch(spec: ModelSpec, gpu: dict | None) -> str | None:
 def torch_cuda_arch_list(spec: ModelSpec, gpu: dict | None) -> str:
     """``TORCH_CUDA_ARCH_LIST`` for the ops build: every arch the variant is meant for, plus this GPU's.
 
-    :data:`BASE_ARCHS` within ``[gpu] min_compute..max_compute``, plus the GPU's own arch when it lies
+    ``[gpu] archs`` when the variant names them, else :data:`BASE_ARCHS` within ``[gpu] min_compute..max_compute``, plus the GPU's own arch when it lies
     in that range too (a T4's 7.5, say). An explicit ``TORCH_CUDA_ARCH_LIST`` in the environment wins.
     """
     if os.environ.get("TORCH_CUDA_ARCH_LIST"):
         return os.environ["TORCH_CUDA_ARCH_LIST"]
-    archs = {a for a in BASE_ARCHS if spec.gpu.supports(float(a))}
+    archs = set(spec.gpu.archs) or {a for a in BASE_ARCHS if spec.gpu.supports(float(a))}
     own = _gpu_arch(spec, gpu)
-    if own and spec.gpu.supports(float(own)):
+    if own and spec.gpu.supports(float(own)) and not any(a.split("+")[0] == own for a in archs):
         archs.add(own)
-    return ";".join(sorted(archs or set(BASE_ARCHS), key=float))
+    return ";".join(sorted(archs or set(BASE_ARCHS), key=lambda a: float(a.split("+")[0])))
 
 
 def arch_covered(arch_list: str | None, spec: ModelSpec, gpu: dict | None) -> bool:
@@ -188,9 +191,20 @@ def find_cuda_home(prefix: Path | None = None) -> str | None:
 
 
 def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | None, log_path: Path,
-              jobs: int | None = None, progress: Callable[[str], None] = _stderr, echo: bool = False) -> int:
-    """Run ``spec.ops.build`` in ``repo`` with the env's python; skip steps whose marker exists. Returns steps run."""
+              jobs: int | None = None, progress: Callable[[str], None] = _stderr, echo: bool = False,
+              before_build: Callable[[], None] | None = None) -> int:
+    """Run ``spec.ops.build`` in ``repo`` with the env's python; skip steps whose marker exists. Returns steps run.
+
+    ``before_build`` (the variant's repo patches) runs once, after the leading ``git`` steps (which fetch
+    side clones such as mmdetection3d) and before the first step that builds anything."""
+    pending = [before_build] if before_build else []
+
+    def patch_now():
+        while pending:
+            pending.pop()()
+
     if not spec.ops.build:
+        patch_now()
         return 0
     markers = Path(handle.prefix) / OPS_MARKER_DIR
     markers.mkdir(exist_ok=True)
@@ -207,6 +221,8 @@ def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | Non
     _clean_stale_builds(spec, repo, extra["TORCH_CUDA_ARCH_LIST"], progress)
     ran = 0
     for i, argv in enumerate(spec.ops.build, 1):
+        if argv[0] != "git":
+            patch_now()
         key = hashlib.sha256(json.dumps([argv, spec.repo.commit if spec.repo else ""]).encode()).hexdigest()[:12]
         marker = markers / f"{i:02d}-{key}.ok"
         label = " ".join(argv)
@@ -222,6 +238,7 @@ def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | Non
                  log_path=log_path, env=env, cwd=repo, echo=echo)
         marker.write_text(json.dumps({"argv": argv, "commit": spec.repo.commit if spec.repo else None}) + "\n")
         ran += 1
+    patch_now()
     (repo / OPS_ARCH_FILE).write_text(extra["TORCH_CUDA_ARCH_LIST"] + "\n")
     return ran
 
@@ -290,6 +307,33 @@ def _keep_side_clone(spec: ModelSpec, i: int, repo: Path, progress: Callable[[st
     return False
 
 
+def _apply_variant_patches(spec: ModelSpec, handle: EnvHandle, log_path: Path, say, echo) -> list[dict]:
+    """The variant's ``site`` patches into the freshly installed env (repo ones follow the checkout)."""
+    if not spec.site_patches:
+        return []
+    from onlinemap.environments.patches import apply_patches, site_packages
+
+    return apply_patches(spec, "site", site_packages(handle), log_path=log_path, env=env_child_env(handle.prefix),
+                         progress=say, echo=echo)
+
+
+def _install_wheels(spec: ModelSpec, handle: EnvHandle, gpu: dict | None, log_path: Path, jobs: int | None,
+                    say, echo) -> list[dict]:
+    """Each ``[[wheels]]`` entry from the built-wheel cache (built and cached first when missing)."""
+    from onlinemap.environments.wheelcache import ensure_wheel
+
+    arch = torch_cuda_arch_list(spec, gpu)
+    extra = {"TORCH_CUDA_ARCH_LIST": arch, "FORCE_CUDA": "1"}
+    cuda_home = find_cuda_home(Path(handle.prefix))
+    if cuda_home:
+        extra["CUDA_HOME"] = cuda_home
+    if jobs:
+        extra["MAX_JOBS"] = str(jobs)
+    env = env_child_env(handle.prefix, extra)
+    return [ensure_wheel(w, handle, spec.folder.parent, arch_list=arch, log_path=log_path, env=env, progress=say,
+                         echo=echo).to_dict() for w in spec.wheels]
+
+
 def _remove_prefix(prefix: Path) -> None:
     if prefix.is_symlink() or prefix.is_file():
         prefix.unlink()
@@ -336,15 +380,48 @@ def _smoke_cwd(spec: ModelSpec) -> Path | None:
     return repo if repo is not None and repo.is_dir() else None
 
 
+def plan_lines(spec: ModelSpec, gpu: dict | None) -> list[str]:
+    """What ``create_env`` would do for this variant, one line a step (``env create --dry-run``)."""
+    from onlinemap.readiness import repo_dir
+
+    digest, locked = lock_hash(spec)
+    lines = [f"variant {spec.variant} (compute {spec.gpu.min_compute:g}-{spec.gpu.max_compute:g}; "
+             f"variants: {', '.join(spec.variant_names)})",
+             f"env {paths.envs_prefix_dir() / f'{spec.env_key}-{digest}'} from "
+             f"{spec.lock_file if locked else spec.environment_file}" + ("" if locked else " (UNLOCKED)")]
+    repo = repo_dir(spec)
+    if repo is not None:
+        lines.append(f"repo {repo} at {spec.repo.commit[:12]}")
+    for kind in ("site", "repo"):
+        for pattern in (spec.site_patches if kind == "site" else spec.repo_patches):
+            files = sorted(spec.folder.glob(pattern)) if any(c in pattern for c in "*?[") else [spec.folder / pattern]
+            files = [f for f in files if f.is_file()]
+            if not files:
+                lines.append(f"{kind} patch {pattern}: MATCHES NO FILE (env create would stop here)")
+            for f in files:
+                lines.append(f"{kind} patch {os.path.relpath(f, spec.folder)}")
+    arch = torch_cuda_arch_list(spec, gpu)
+    for w in spec.wheels:
+        lines.append(f"wheel {w.package}=={w.version} (built once, cached under ONLINEMAP_HOME/wheels; "
+                     f"TORCH_CUDA_ARCH_LIST={arch}; patches: {', '.join(w.patches) or 'none'})")
+    for i, argv in enumerate(spec.ops.build, 1):
+        lines.append(f"ops {i}/{len(spec.ops.build)}: {' '.join(argv)} (TORCH_CUDA_ARCH_LIST={arch})")
+    lines.append("smoke import " + ", ".join(smoke_modules(spec) + ([spec.smoke.plugin] if spec.smoke.plugin else [])))
+    return lines
+
+
 def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = False, jobs: int | None = None,
                skip_weights: bool = False, device: str = "cuda:0", gpu: dict | None = None,
-               progress: Callable[[str], None] | None = None, echo: bool = False) -> CreateResult:
+               progress: Callable[[str], None] | None = None, echo: bool = False,
+               variant: str | None = None, dry_run: bool = False) -> CreateResult:
     """Make ``spec`` installed (env + repo + ops + weights) and return what was done.
 
     ``manager``: micromamba | mamba | conda | rattler | a path (default: the preferred one found).
     ``force``: rebuild the env even when a matching one passes its smoke import (the repo is kept).
     ``jobs``: parallel compile jobs for the ops build (``MAX_JOBS``). ``gpu``: a ``gpu_info`` dict
-    (looked up on ``device`` when None). Raises OnlinemapError subclasses with one-line messages.
+    (looked up on ``device`` when None). ``variant``: the env variant (default: chosen from the GPU's
+    compute capability, guard.choose_variant). ``dry_run``: return the plan, change nothing.
+    Raises OnlinemapError subclasses with one-line messages.
     """
     say = progress or _stderr
     if spec.env_kind == "host":
@@ -352,25 +429,39 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
         return CreateResult(model=spec.name, kind="host")
     if spec.env_kind != "conda":
         raise UsageError(f"{spec.name}: env_kind {spec.env_kind!r} cannot be created", "use conda or host")
-    from onlinemap.environments.guard import check_gpu_arch
+    from onlinemap.environments.guard import check_gpu_arch, choose_variant
 
     if gpu is None and str(device).startswith("cuda"):
         from onlinemap.telemetry.nvml import gpu_info
 
         gpu = gpu_info(device)
+    spec = choose_variant(spec, device, gpu or {"available": False}, variant)
     check_gpu_arch(spec, device, gpu=gpu or {"available": False})
+    if dry_run:
+        lines = plan_lines(spec, gpu)
+        for line in lines:
+            say(f"[{spec.name}] would: {line}")
+        return CreateResult(model=spec.name, kind="conda", variant=spec.variant, plan=lines,
+                            prefix=str(paths.envs_prefix_dir() / f"{spec.env_key}-{lock_hash(spec)[0]}"))
 
+    if spec.repo_patches or spec.site_patches:       # a missing patch file: one line before any work
+        from onlinemap.environments.patches import patch_files
+
+        patch_files(spec, "repo"), patch_files(spec, "site")
     digest, locked = lock_hash(spec)
     lock = load_lock(spec.lock_file) if locked else None       # a corrupt lock: SpecError (exit 4) before any work
     if not locked:
         load_environment_yml(spec.environment_file)               # likewise a broken environment.yml
-    prefix = paths.ensure_dir(paths.envs_prefix_dir()) / f"{spec.name}-{digest}"
+    prefix = paths.ensure_dir(paths.envs_prefix_dir()) / f"{spec.env_key}-{digest}"
     log_path = env_log_path(spec)
     with open(log_path, "a") as fh:
         fh.write(f"\n=== onlinemap env create {spec.name} {_dt.datetime.now().isoformat(timespec='seconds')} ===\n")
-    result = CreateResult(model=spec.name, kind="conda", prefix=str(prefix), locked=locked, log=str(log_path))
+    result = CreateResult(model=spec.name, kind="conda", prefix=str(prefix), locked=locked, log=str(log_path),
+                          variant=spec.variant)
+    say(f"[{spec.name}] variant: {spec.variant}" + (" (--variant)" if variant else
+                                                     " (chosen from the GPU)" if spec.variants else ""))
 
-    with manager_lock(f"create-{spec.name}"):
+    with manager_lock(f"create-{spec.env_key}"):
         handle = None if force else _reusable(spec, prefix, digest, log_path, say, gpu=gpu)
         from onlinemap.environments.repo import ensure_repo
 
@@ -379,6 +470,10 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
             result.reused, result.manager = True, handle.manager
             repo = ensure_repo(spec, log_path=log_path, progress=say)
             result.repo = str(repo) if repo else None
+            if repo is not None and spec.repo_patches:      # a re-made checkout gets them again (idempotent)
+                from onlinemap.environments.patches import apply_patches
+
+                apply_patches(spec, "repo", repo, log_path=log_path, env=env_child_env(prefix), progress=say, echo=echo)
         else:
             mgr = find_manager(manager, allow_rattler=locked)   # first: a wrong --manager must not cost a ready env
             checked = verify_local_archives(lock) if locked else 0   # likewise a tampered archive (every manager)
@@ -398,10 +493,21 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
                 if not Path(handle.python).exists():
                     raise StepFailed(f"{spec.name}: env step 'install' left no bin/python in {prefix}",
                                      f"the lock must include python; see {log_path}")
+                applied = _apply_variant_patches(spec, handle, log_path, say, echo)
                 repo = ensure_repo(spec, log_path=log_path, progress=say)
                 result.repo = str(repo) if repo else None
+                patch_repo = None
+                if repo is not None and spec.repo_patches:
+                    from onlinemap.environments.patches import apply_patches
+
+                    def patch_repo():
+                        applied.extend(apply_patches(spec, "repo", repo, log_path=log_path, env=env_child_env(prefix),
+                                                     progress=say, echo=echo))
+                if spec.wheels:
+                    result.wheels = _install_wheels(spec, handle, gpu, log_path, jobs, say, echo)
+                    result.steps.append("wheels")
                 if repo is not None and build_ops(spec, handle, repo, gpu=gpu, log_path=log_path, jobs=jobs,
-                                                  progress=say, echo=echo):
+                                                  progress=say, echo=echo, before_build=patch_repo):
                     result.steps.append("ops")
                 modules = smoke_modules(spec) + ([spec.smoke.plugin] if spec.smoke.plugin else [])
                 say(f"[{spec.name}] env: smoke import {', '.join(modules) or '(nothing)'}"
@@ -413,7 +519,8 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
                         "manager": mgr.name, "manager_exe": mgr.exe, "manager_version": mgr.version,
                         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                         "python": _python_version(handle), "smoke_imports": smoke_modules(spec),
-                        "ops_arch_list": torch_cuda_arch_list(spec, gpu) if spec.ops.build else None}
+                        "ops_arch_list": torch_cuda_arch_list(spec, gpu) if spec.ops.build or spec.wheels else None,
+                        "variant": spec.variant, "patches": applied, "wheels": result.wheels}
                 write_json_atomic(prefix / ENV_INFO_FILE, info)      # LAST: from here on the env is ready
                 result.steps.append("info")
                 say(f"[{spec.name}] env: ready at {prefix}")

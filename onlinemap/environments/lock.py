@@ -73,12 +73,12 @@ def conda_lock_command() -> list[str] | None:
 
 
 def lock_argv(spec: ModelSpec, command: list[str], environment_file: Path | None = None) -> list[str]:
-    """argv run in ``spec.folder``; ``environment_file``: what conda-lock reads (default: the kept input)."""
-    source = Path(environment_file) if environment_file else spec.folder / LOCK_INPUT_FILE
-    argv = [*command, "lock", "-f", _rel(source, spec.folder), "-p", "linux-64"]
+    """argv run in ``spec.env_dir``; ``environment_file``: what conda-lock reads (default: the kept input)."""
+    source = Path(environment_file) if environment_file else spec.env_dir / LOCK_INPUT_FILE
+    argv = [*command, "lock", "-f", _rel(source, spec.env_dir), "-p", "linux-64"]
     if spec.virtual_packages_file.is_file():
-        argv += ["--virtual-package-spec", _rel(spec.virtual_packages_file, spec.folder)]
-    return argv + ["--check-input-hash", "--lockfile", _rel(spec.lock_file, spec.folder)]
+        argv += ["--virtual-package-spec", _rel(spec.virtual_packages_file, spec.env_dir)]
+    return argv + ["--check-input-hash", "--lockfile", _rel(spec.lock_file, spec.env_dir)]
 
 
 def _rel(path: Path, folder: Path) -> str:
@@ -131,8 +131,8 @@ def lock_env(spec: ModelSpec, *, progress: Callable[[str], None] = print, echo: 
                                        "pip install conda-lock, on a machine that reaches conda-forge and PyPI, "
                                        f"then rerun `onlinemap env lock {spec.name}`")
     log_path = paths.ensure_dir(paths.logs_dir()) / f"lock-{spec.name}.log"
-    source = spec.folder / LOCK_INPUT_FILE
-    tmp = spec.folder / f".{LOCK_INPUT_FILE}.tmp-{os.getpid()}"
+    source = spec.env_dir / LOCK_INPUT_FILE
+    tmp = spec.env_dir / f".{LOCK_INPUT_FILE}.tmp-{os.getpid()}"
     try:
         conda_lock_input(spec.environment_file, tmp, python=spec.python)
         _write_if_changed(tmp, source)
@@ -142,7 +142,7 @@ def lock_env(spec: ModelSpec, *, progress: Callable[[str], None] = print, echo: 
     progress(f"[{spec.name}] lock: {' '.join(Path(a).name if i == 0 else a for i, a in enumerate(argv))}")
     before = spec.lock_file.read_bytes() if spec.lock_file.is_file() else None
     start = log_path.stat().st_size if log_path.is_file() else 0
-    out = run_supervised(argv, env=manager_env(), cwd=spec.folder, log_path=log_path, echo=echo)
+    out = run_supervised(argv, env=manager_env(), cwd=spec.env_dir, log_path=log_path, echo=echo)
     if out.interrupted:
         raise OnlinemapError(f"{spec.name}: conda-lock interrupted ({out.interrupted})",
                              f"rerun `onlinemap env lock {spec.name}`",

@@ -31,7 +31,7 @@ def prefix_size(prefix: Path) -> int:
     return total
 
 
-def _current_hashes() -> dict[str, str]:
+def _current_hashes() -> dict[str, set]:
     from onlinemap.registry.discover import iter_model_dirs
     from onlinemap.registry.spec import load_model_spec
 
@@ -39,8 +39,8 @@ def _current_hashes() -> dict[str, str]:
     for folder in iter_model_dirs():
         try:
             spec = load_model_spec(folder)
-            if spec.env_kind == "conda":
-                out[spec.name] = lock_hash(spec)[0]
+            if spec.env_kind == "conda":     # every env variant's lock is current (paper and modern)
+                out[spec.name] = {lock_hash(spec.with_variant(v))[0] for v in spec.variant_names}
         except OnlinemapError:
             continue
     return out
@@ -63,7 +63,7 @@ def list_envs(*, sizes: bool = True) -> list[dict]:
         rows.append({"prefix": str(prefix), "model": model, "manager": info.get("manager"), "lock_hash": digest,
                      "locked": info.get("locked"), "python": info.get("python"), "created": info.get("created"),
                      "size_bytes": prefix_size(prefix) if sizes else None, "ready": bool(info),
-                     "current": current.get(model) == digest})
+                     "variant": info.get("variant", "paper"), "current": digest in current.get(model, set())})
     return rows
 
 

@@ -55,7 +55,14 @@ ACCURACY_KEYS = {
     "plan_collision_3s": ("planning", ("collision", "3s")),
 }
 
-ROW_KEYS = (["run_id", "model", "kind", "status", "created", "device", "backend", "gpu", "env_kind", "lock_hash", "measured",
+def _variant(rec):
+    """The env variant a run used (run.json model_spec.variant; runs before variants existed: paper)."""
+    if (rec.env or {}).get("kind") == "host":
+        return None
+    return (rec.model_spec or {}).get("variant") or (rec.env or {}).get("variant") or "paper"
+
+
+ROW_KEYS = (["run_id", "model", "kind", "status", "created", "device", "backend", "variant", "gpu", "env_kind", "lock_hash", "measured",
              "p50_ms", "p90_ms", "p99_ms", "mean_ms", "fps"]
             + [k for key in MEMORY_KEYS for k in (key, key[:-3] + "_reason")]
             + ["has_metrics", "eval_samples"] + list(ACCURACY_KEYS) + ["reproduction", "path"])
@@ -90,9 +97,9 @@ def select_runs(run_ids: Sequence[str] | None = None, *, latest: bool = False,
     if not (latest or models):
         raise UsageError("no runs given", "pass run ids (prefixes are enough) or --latest [--models A,B|all]")
     wanted = _split_models(models)
-    newest: dict[tuple[str, str], Path] = {}   # per model and backend: torch and onnxruntime side by side
+    newest: dict[tuple, Path] = {}   # per model, backend and env variant: torch/onnxruntime, paper/modern side by side
     for run_dir, rec in iter_runs(results_root):   # newest first
-        key = (rec.model.lower(), (rec.settings or {}).get("backend") or "torch")
+        key = (rec.model.lower(), (rec.settings or {}).get("backend") or "torch", _variant(rec))
         if key in newest or effective_status(rec) != "ok":
             continue
         if wanted is None or key[0] in {w.lower() for w in wanted}:
@@ -153,7 +160,7 @@ def comparison_row(run_dir: Path) -> dict:
     env = rec.env or {}
     row: dict = {"run_id": rec.run_id, "model": rec.model, "kind": rec.kind, "status": effective_status(rec),
                  "created": rec.created, "device": (rec.settings or {}).get("device"),
-                 "backend": (rec.settings or {}).get("backend") or "torch",
+                 "backend": (rec.settings or {}).get("backend") or "torch", "variant": _variant(rec),
                  "gpu": gpu.get("name") if gpu.get("available") else None,
                  "env_kind": env.get("kind"), "lock_hash": env.get("lock_hash"),
                  "measured": (summ.get("samples") or {}).get("measured"),

@@ -50,7 +50,7 @@ def _run_env(ctx: SetupContext, log: StageLog, spec) -> None:
     if spec.env_kind == "host":
         raise MissingPrerequisiteError(f"{spec.name} runs in the driver's Python, which cannot import "
                                        f"{', '.join(spec.smoke.imports)}", "./runpod_setup.sh (reinstalls the driver venv)")
-    res = create_env(spec, manager=ctx.manager, skip_weights=True, jobs=None,
+    res = create_env(spec, manager=ctx.manager, skip_weights=True, jobs=None, variant=spec.variant,
                      gpu=ctx.gpu if ctx.gpu is not None else {"available": False}, progress=log)
     log(f"env: {res.prefix} ({'reused' if res.reused else 'created'}; log {res.log})")
 
@@ -61,8 +61,10 @@ def env_stage(spec) -> Stage:
                      lambda ctx: _check_env(ctx, spec), None, model=spec.name, needs=("driver",))
     lock = "conda-lock.yml" if spec.lock_file.is_file() else "environment.yml (UNLOCKED: no conda-lock.yml yet)"
     ops = f", build {len(spec.ops.build)} op step(s)" if spec.ops.build else ""
-    title = (f"create the env from {lock}, check out {spec.repo.url} at {spec.repo.commit[:12]}{ops}, "
-             f"smoke-import {', '.join(spec.smoke.imports)} (onlinemap env create {spec.name})")
+    title = (("" if spec.variant == "paper" else f"[{spec.variant} variant] ") +
+             f"create the env from {lock}, check out {spec.repo.url} at {spec.repo.commit[:12]}{ops}, "
+             f"smoke-import {', '.join(spec.smoke.imports)} (onlinemap env create {spec.name}"
+             + (f" --variant {spec.variant}" if spec.variant != "paper" else "") + ")")
     return Stage("env", title, lambda ctx: _check_env(ctx, spec), lambda ctx, log: _run_env(ctx, log, spec),
                  model=spec.name, needs=("system", "micromamba"))
 

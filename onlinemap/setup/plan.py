@@ -23,15 +23,25 @@ MODEL_STAGES = ("env", "weights", "info", "smoke", "kernel")
 STAGE_NAMES = GLOBAL_STAGES + MODEL_STAGES + ("cron",)
 
 
-def select_models(models: Optional[str], gpu: dict) -> tuple[list, dict]:
-    """(specs to set up, {name: why not}) for ``--models A,B`` or the default (all this GPU supports)."""
+def select_models(models: Optional[str], gpu: dict, variant: Optional[str] = None) -> tuple[list, dict]:
+    """(specs to set up, {name: why not}) for ``--models A,B`` or the default (all this GPU supports).
+
+    Each spec is the env variant for this GPU (guard.choose_variant: ``paper`` where it runs, else the
+    variant whose range holds the compute capability, e.g. ``modern`` on Hopper/Blackwell); ``variant``
+    overrides it for the models that have one of that name (a model named in ``--models`` must have it).
+    """
+    from onlinemap.environments.guard import choose_variant
     from onlinemap.registry.discover import find_model, load_models_and_broken
+
+    def pick(spec, strict: bool):
+        wanted = variant if (strict or (variant and variant in spec.variant_names)) else None
+        return choose_variant(spec, gpu=gpu, requested=wanted) if spec.env_kind == "conda" or wanted else spec
 
     if models and models.strip().lower() != "all":
         names = [m.strip() for m in models.split(",") if m.strip()]
         if not names:
             raise UsageError("--models is empty", "pass --models A,B or leave it out for all this GPU supports")
-        return [find_model(n) for n in names], {}
+        return [pick(find_model(n), strict=bool(variant)) for n in names], {}
     chosen, unselected = [], {}
     cc = None
     if gpu.get("available"):
@@ -43,14 +53,17 @@ def select_models(models: Optional[str], gpu: dict) -> tuple[list, dict]:
     for name, exc in broken.items():   # shown by doctor as a failed row; the good models go on
         unselected[name] = f"model.toml is malformed: {exc.one_line()}"
     for spec in specs:
+        spec = pick(spec, strict=False)
         if spec.env_kind == "host" or spec.gpu.cpu_ok:
             chosen.append(spec)
         elif not gpu.get("available"):
             unselected[spec.name] = (f"needs an NVIDIA GPU (compute {spec.gpu.min_compute:g}-{spec.gpu.max_compute:g}); "
                                      f"none here: {gpu.get('reason') or 'NVML not available'}")
         elif cc is not None and not spec.gpu.supports(cc):
-            unselected[spec.name] = (f"{gpu.get('name')} (compute {gpu.get('compute_capability')}) is outside its "
-                                     f"locked stack's {spec.gpu.min_compute:g}-{spec.gpu.max_compute:g}")
+            ranges = ", ".join(f"{v} {spec.gpu_of(v).min_compute:g}-{spec.gpu_of(v).max_compute:g}"
+                               for v in spec.variant_names)
+            unselected[spec.name] = (f"{gpu.get('name')} (compute {gpu.get('compute_capability')}) is outside every "
+                                     f"env variant's range ({ranges})")
         else:
             chosen.append(spec)
     return chosen, unselected
@@ -59,14 +72,15 @@ def select_models(models: Optional[str], gpu: dict) -> tuple[list, dict]:
 def build_context(*, models: Optional[str] = None, dataroot: Optional[Path] = None, dry_run: bool = False,
                   skip_weights: bool = False, jobs: int = 1, with_cron: bool = False, with_kernels: bool = False,
                   yes: bool = False, allow_unverified: bool = False, manager: Optional[str] = None,
-                  gpu: Optional[dict] = None, say: Optional[Callable[[str], None]] = None) -> SetupContext:
+                  gpu: Optional[dict] = None, say: Optional[Callable[[str], None]] = None,
+                  variant: Optional[str] = None) -> SetupContext:
     if gpu is None:
         from onlinemap.telemetry.nvml import gpu_info
 
         gpu = gpu_info("cuda:0")
     if dataroot is None and os.environ.get("NUSCENES_ROOT"):
         dataroot = Path(os.environ["NUSCENES_ROOT"])
-    specs, unselected = select_models(models, gpu)
+    specs, unselected = select_models(models, gpu, variant)
     ctx = SetupContext(models=specs, unselected=unselected, dataroot=Path(dataroot).expanduser() if dataroot else None,
                        dry_run=dry_run, skip_weights=skip_weights, jobs=max(1, int(jobs or 1)), with_cron=with_cron,
                        with_kernels=with_kernels, yes=yes, allow_unverified=allow_unverified, manager=manager, gpu=gpu)

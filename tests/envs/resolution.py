@@ -20,7 +20,9 @@ What it resolves, and what it cannot:
   tag rules are lock_input.py's). Their own requirements are not resolved (the pages are not
   reachable where the suite runs); that check skips where the pages cannot be read.
 
-Any ``environment.yml`` works (a later stack variant is covered by pointing at its file).
+Any ``environment.yml`` works: every env variant (``envs/<Model>/variants/<name>/``) is resolved too, for
+its own Python and the glibc floor of its virtual-packages.yml (torch 2.8's wheels are manylinux_2_28),
+with its ``[[wheels]]`` sdists (mmcv-full, built in the env) counted like ``[ops]`` pins.
 """
 from __future__ import annotations
 
@@ -137,8 +139,19 @@ def _explain(text: str) -> str:
     return "\n".join(keep) or text.strip()[-2000:]
 
 
-def resolve(reqs: PackRequirements, *, uv: str, timeout: int = 900) -> Resolution:
-    """``uv pip compile`` the PyPI part of ``reqs`` for CPython ``reqs.python`` on manylinux2014 x86_64."""
+def platform_for(virtual_packages_file: Path) -> str:
+    """uv's ``--python-platform`` for a pack: the glibc floor its virtual-packages.yml states (2.17 = manylinux2014)."""
+    try:
+        doc = yaml.safe_load(Path(virtual_packages_file).read_text()) or {}
+        glibc = str(doc["subdirs"]["linux-64"]["packages"]["__glibc"])
+    except (OSError, KeyError, TypeError):
+        return "x86_64-manylinux2014"
+    return "x86_64-manylinux2014" if glibc == "2.17" else f"x86_64-manylinux_{glibc.replace('.', '_')}"
+
+
+def resolve(reqs: PackRequirements, *, uv: str, timeout: int = 900,
+            platform: str = "x86_64-manylinux2014") -> Resolution:
+    """``uv pip compile`` the PyPI part of ``reqs`` for CPython ``reqs.python`` on ``platform`` (x86_64 glibc)."""
     with tempfile.TemporaryDirectory(prefix="onlinemap-resolve-") as tmp:
         infile = Path(tmp) / "requirements.in"
         infile.write_text("\n".join(reqs.pypi) + "\n")
@@ -148,7 +161,7 @@ def resolve(reqs: PackRequirements, *, uv: str, timeout: int = 900) -> Resolutio
         config.write_text(meta)
         out_file = Path(tmp) / "resolved.txt"
         argv = [uv, "pip", "compile", str(infile), "--python-version", reqs.python,
-                "--python-platform", "x86_64-manylinux2014", "--index-url", PYPI, "--no-python-downloads",
+                "--python-platform", platform, "--index-url", PYPI, "--no-python-downloads",
                 "--no-header", "--no-annotate", "--config-file", str(config), "-o", str(out_file)]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         text = proc.stdout + proc.stderr

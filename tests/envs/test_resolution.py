@@ -17,6 +17,23 @@ from tests.envs import resolution as rs
 
 REPO = Path(__file__).resolve().parents[2]
 PACKS = sorted(p for p in (REPO / "envs").iterdir() if (p / "environment.yml").exists())
+#: every env variant of every pack: (pack folder, variant name); ids "MapTR" (paper) and "MapTR-modern"
+VARIANTS = [(p, v) for p in PACKS for v in load_model_spec(p).variant_names]
+
+
+def _vid(pv) -> str:
+    return pv[0].name if pv[1] == "paper" else f"{pv[0].name}-{pv[1]}"
+
+
+def _reqs(spec, environment_file: Path | None = None) -> rs.PackRequirements:
+    """The variant's pip section + its [ops] pip pins + its [[wheels]] sdists (built --no-deps in the env)."""
+    wheels = [["python", "-m", "pip", "install", "--no-deps", f"{w.package}=={w.version}"] for w in spec.wheels]
+    return rs.pack_requirements(environment_file or spec.environment_file, python=spec.python,
+                                ops_build=[*spec.ops.build, *wheels])
+
+
+def _platform(spec) -> str:
+    return rs.platform_for(spec.virtual_packages_file)
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +52,12 @@ def resolutions(uv) -> dict:
     """Every pack resolved once, concurrently (uv is network-bound: the five run side by side)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    def one(pack):
-        spec = load_model_spec(pack)
-        return rs.resolve(rs.pack_requirements(spec.environment_file, python=spec.python, ops_build=spec.ops.build),
-                          uv=uv)
+    def one(pv):
+        spec = load_model_spec(*pv)
+        return rs.resolve(_reqs(spec), uv=uv, platform=_platform(spec))
 
     with ThreadPoolExecutor(max_workers=len(PACKS)) as pool:
-        return dict(zip([p.name for p in PACKS], pool.map(one, PACKS)))
+        return dict(zip([_vid(pv) for pv in VARIANTS], pool.map(one, VARIANTS)))
 
 
 def _check(pack: Path, uv: str, environment_file: Path | None = None) -> rs.Resolution:
@@ -54,20 +70,39 @@ def _check(pack: Path, uv: str, environment_file: Path | None = None) -> rs.Reso
     return res
 
 
-@pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)
-def test_pip_section_resolves_against_pypi(pack, resolutions):
-    res = resolutions[pack.name]
+@pytest.mark.parametrize("pv", VARIANTS, ids=_vid)
+def test_pip_section_resolves_against_pypi(pv, resolutions):
+    res = resolutions[_vid(pv)]
+    spec = load_model_spec(*pv)
     if res.network:
         pytest.skip(f"PyPI could not be reached by uv: {res.message.splitlines()[-1] if res.message else ''}")
-    assert res.ok, (f"{pack.name}: envs/{pack.name}/environment.yml's pip section does not resolve for "
-                    f"CPython {load_model_spec(pack).python} on linux-64:\n{res.message}\n({rs.describe(res.argv)})")
+    assert res.ok, (f"{_vid(pv)}: {spec.environment_file.relative_to(REPO)}'s pip section does not resolve for "
+                    f"CPython {spec.python} on linux-64:\n{res.message}\n({rs.describe(res.argv)})")
     # what the pack pins is what the resolver picked (nothing silently replaced by a dependency's wish)
-    reqs = rs.pack_requirements(pack / "environment.yml", python=load_model_spec(pack).python,
-                                ops_build=load_model_spec(pack).ops.build)
-    for line in reqs.pypi:
+    for line in _reqs(spec).pypi:
         m = rs._PIN.match(line.replace(" ", ""))
         if m:
-            assert res.pinned.get(rs._canon(m.group(1))) == m.group(2), (pack.name, line)
+            assert res.pinned.get(rs._canon(m.group(1))) == m.group(2), (_vid(pv), line)
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)
+def test_modern_variant_torch_is_the_cuda_12_8_build(pack, resolutions):
+    """PyPI's torch 2.8.0 for Linux is the CUDA 12.8 build: the resolver pulls NVIDIA's 12.8 runtime wheels."""
+    res = resolutions[f"{pack.name}-modern"]
+    if res.network:
+        pytest.skip("PyPI could not be reached by uv")
+    assert res.ok, res.message
+    assert res.pinned.get("torch") == "2.8.0"
+    assert res.pinned.get("nvidia-cuda-runtime-cu12", "").startswith("12.8."), res.pinned.get("nvidia-cuda-runtime-cu12")
+
+
+@pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)
+def test_modern_variant_needs_no_other_index(pack):
+    """The modern stack comes from PyPI alone: torch without a +cu label, mmcv-full as a PyPI sdist built in the env."""
+    spec = load_model_spec(pack, "modern")
+    reqs = _reqs(spec)
+    assert reqs.other_index == [] and not reqs.indexes and not reqs.pages
+    assert ("mmcv-full", "1.7.2") in reqs.built_in_env
 
 
 @pytest.mark.parametrize("pack", PACKS, ids=lambda p: p.name)

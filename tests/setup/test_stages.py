@@ -104,10 +104,16 @@ def test_default_models_follow_the_gpu(tmp_path, monkeypatch):
     monkeypatch.delenv("ONLINEMAP_ENVS", raising=False)
     chosen, why = select_models(None, NO_GPU)
     assert [s.name for s in chosen] == ["reference"] and set(why) == set(FIVE)
-    chosen, why = select_models(None, H100)                                     # cu111 stacks cannot run on sm_90
-    assert [s.name for s in chosen] == ["reference"] and "outside" in why["MapTR"]
+    chosen, why = select_models(None, H100)            # paper stacks cannot run on sm_90: the modern variants do
+    assert {s.name for s in chosen} == set(FIVE) | {"reference"} and not why
+    assert {s.variant for s in chosen if s.name in FIVE} == {"modern"}
     chosen, why = select_models(None, {**H100, "name": "A100", "compute_capability": "8.0"})
     assert {s.name for s in chosen} == set(FIVE) | {"reference"} and not why
+    assert {s.variant for s in chosen if s.name in FIVE} == {"paper"}
+    chosen, why = select_models(None, {**H100, "name": "A100", "compute_capability": "8.0"}, "modern")
+    assert {s.variant for s in chosen if s.name in FIVE} == {"modern"}
+    chosen, why = select_models(None, {**H100, "name": "Tesla V100", "compute_capability": "7.0"})
+    assert "StreamPETR" in why and "outside every env variant's range" in why["StreamPETR"]
 
 
 def test_gpu_arch_refusal_is_clear_and_leaves_nothing(om_home, fakeconda, make_pack):
