@@ -24,6 +24,7 @@ from pathlib import Path
 
 from onlinemap.errors import SpecError, UsageError
 from onlinemap.fileio import read_json, write_json_atomic
+from onlinemap.report.compare import ACCURACY_KEYS
 
 __all__ = ["PUBLISHED_FILE", "REPRODUCTION_FILE", "VERDICTS", "METRIC_PATHS", "PublishedMetric", "Published",
            "load_published", "to_project_scale", "unknown_keys", "dataset_identity", "split_of",
@@ -37,16 +38,8 @@ DEFAULT_SEED = 0
 #: published key -> (metrics.json section, path inside it): the compare table's headline keys plus
 #: the averages some papers publish. A key missing here is a metric the project does not compute.
 METRIC_PATHS = {
-    "det_mAP": ("detection", ("mAP",)),
-    "det_NDS": ("detection", ("NDS",)),
-    "map_mAP": ("mapping", ("mAP",)),
-    "plan_L2_1s": ("planning", ("L2", "1s")),
-    "plan_L2_2s": ("planning", ("L2", "2s")),
-    "plan_L2_3s": ("planning", ("L2", "3s")),
+    **ACCURACY_KEYS,
     "plan_L2_avg": ("planning", ("L2_avg",)),
-    "plan_collision_1s": ("planning", ("collision", "1s")),
-    "plan_collision_2s": ("planning", ("collision", "2s")),
-    "plan_collision_3s": ("planning", ("collision", "3s")),
     "plan_collision_avg": ("planning", ("collision_avg",)),
 }
 
