@@ -30,6 +30,7 @@ from onlinemap.proc import run_supervised
 from tests.conftest import REPO, run_cli
 from tests.environments import channel as ch
 from tests.environments.conftest import install_fakeconda
+from tests.reliability.signals import default_signals
 
 NO_GPU = {"available": False, "reason": "test: no GPU on this machine"}
 
@@ -162,7 +163,7 @@ def test_ctrl_c_during_env_create_exits_130_and_leaves_nothing(fakeconda, make_p
     env = dict(os.environ, FAKECONDA_HANG_FILE=str(marker))
     driver = subprocess.Popen([sys.executable, "-m", "onlinemap", "env", "create", "FakeMap", "--skip-weights"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env, cwd=REPO)
+                              env=env, cwd=REPO, preexec_fn=default_signals)   # SIGINT not inherited as ignored
     try:
         deadline = time.monotonic() + 120
         while not marker.exists() or not marker.read_text().strip():         # the manager is installing
