@@ -209,6 +209,8 @@ def stub_calls(stub_log: Path) -> list[str]:
 def make_data(model: str, spec: dict, venv: Path, log: Path, stub_log: Path) -> tuple[Path, str]:
     from onlinemap.data.synth import write_synthetic_nuscenes
 
+    if "openlane_v2" in spec["pack"]["data"].get("needs", []):
+        return make_openlane_data(model, spec, venv, log, stub_log)
     data = WORK / model / "data"
     if data.exists():
         shutil.rmtree(data)
@@ -233,11 +235,36 @@ def make_data(model: str, spec: dict, venv: Path, log: Path, stub_log: Path) -> 
     return data, version
 
 
-def lane_samples(data: Path, version: str, temporal: bool) -> list[dict]:
+def make_openlane_data(model: str, spec: dict, venv: Path, log: Path, stub_log: Path) -> tuple[Path, str]:
+    """OpenLane-V2 packs (TopoMLP): ``onlinemap data synth --openlane`` into ``data/OpenLane-V2``, then the devkit's
+    own collection step (spec ``[data] converter``, run from ``data/``: preprocess.py hard-codes ./OpenLane-V2)
+    writes the collection pickle the model reads; the synthesiser's own copy of it is removed first."""
+    from onlinemap.data.synth_openlane import write_synthetic_openlane
+
+    parent = WORK / model / "data"
+    if parent.exists():
+        shutil.rmtree(parent)
+    root = parent / "OpenLane-V2"
+    write_synthetic_openlane(root, segments=SCENES, frames_per_segment=SAMPLES_PER_SCENE)
+    pack_data = spec["pack"]["data"]
+    for name in pack_data["info_files"]:
+        (root / name).unlink(missing_ok=True)
+    argv = [str(venv / "bin" / "python") if a == "python" else str(checkout_dir(model) / a) if a.endswith(".py") else a
+            for a in spec["data"]["converter"]]
+    proc = run(argv, cwd=parent, env=model_env(venv, stub_env(spec, stub_log)), log=log, check=False, stage="data")
+    missing = [f for f in pack_data["info_files"] if not (root / f).is_file()]
+    if proc.returncode != 0 or missing:
+        tail = "\n".join(proc.stdout.strip().splitlines()[-6:])
+        raise StageFailed("data", f"the devkit's collection step exited {proc.returncode}"
+                                  f"{' and did not write ' + ', '.join(missing) if missing else ''}:\n{tail}")
+    return root, pack_data["info_files"][0].removesuffix(".pkl")
+
+
+def lane_samples(data: Path, version: str, temporal: bool, needs=("nuscenes",)) -> list[dict]:
     """Temporal models: scene A frames 0, 1, 3 (propagation, a gap), scene B frame 0; others: one per scene."""
     from onlinemap.data.selection import select_samples
 
-    ordered = select_samples(data, version, count=None, warmup=0)
+    ordered = select_samples(data, version, count=None, warmup=0, needs=needs)
     by_scene: dict[str, list[dict]] = {}
     for s in ordered:
         by_scene.setdefault(s["scene_token"], []).append(s)
@@ -371,7 +398,7 @@ def verify(model: str) -> dict:
                                                 config_path(spec), ckpt, "0"], cwd=WORK / model,
                                                env=model_env(venv, stub_env(spec, stub_log)), log=log, stage="checkpoint"))
         entry["checkpoint"] = json.loads(made.stdout.strip().splitlines()[-1])
-        samples = lane_samples(data, version, bool(spec["pack"].get("temporal")))
+        samples = lane_samples(data, version, bool(spec["pack"].get("temporal")), spec["pack"]["data"].get("needs", ()))
         run_dir, worker = timed("worker", lambda: run_worker(model, spec, venv, data, version, ckpt, samples, stub_log))
         entry["worker"] = worker
         entry["samples"] = [{"token": s["token"], "scene": s.get("scene_name"), "index_in_scene": s.get("index_in_scene")}
