@@ -117,12 +117,12 @@ def dataset_identity(dataroot: Path, needs=("nuscenes",), version: str | None = 
     """The dataset a run used, as published.toml names it: ``nuScenes``, ``OpenLane-V2-subset-A``, or
     ``synthetic <that>`` for a dataset written by ``onlinemap data synth``."""
     from onlinemap.data.selection import source_of
-    from onlinemap.data.synth import MARKER
+    from onlinemap.data.synth import marker_file
 
     base = "nuScenes"
     if source_of(needs) == "openlane_v2":
         base = "OpenLane-V2-subset-B" if "subset_B" in str(version or "") else "OpenLane-V2-subset-A"
-    return f"synthetic {base}" if (Path(dataroot) / MARKER).is_file() else base
+    return f"synthetic {base}" if marker_file(Path(dataroot)) is not None else base
 
 
 def split_of(version: str) -> str:

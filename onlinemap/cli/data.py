@@ -40,7 +40,8 @@ def synth(directory, scenes, samples_per_scene, seed, openlane):
     With --openlane it writes a synthetic OpenLane-V2 subset A (the val collection pickle TopoMLP
     reads, images, info JSONs) instead.
 
-    DIRECTORY must be missing, empty, or an earlier synthetic dataset (its SYNTHETIC.json marker):
+    DIRECTORY must be missing, empty, or an earlier synthetic dataset (its SYNTHETIC.json marker;
+    SYNTHETIC.txt with --openlane, as the OpenLane-V2 devkit reads every *.json at the root):
     anything else is refused, so a real dataset is never overwritten.
     """
     from onlinemap import paths

@@ -39,7 +39,7 @@ from onlinemap.data.synth_map import write_map_expansion
 from onlinemap.data.synth_motion import EgoPath
 
 __all__ = ["write_synthetic_nuscenes", "check_target", "NotSyntheticError", "MINI_SCENES", "CAMERAS",
-           "CATEGORY_OF_CLASS", "LOCATIONS", "MARKER", "DEFAULT_SCENES", "DEFAULT_SAMPLES_PER_SCENE"]
+           "CATEGORY_OF_CLASS", "LOCATIONS", "MARKER", "OPENLANE_MARKER", "marker_file", "DEFAULT_SCENES", "DEFAULT_SAMPLES_PER_SCENE"]
 
 # devkit nuscenes/utils/splits.py: mini_val first, then mini_train
 MINI_SCENES = ("scene-0103", "scene-0916", "scene-0061", "scene-0553", "scene-0655", "scene-0757", "scene-0796",
@@ -73,6 +73,10 @@ MAP_SIZE_PX = 2000          # map masks are 0.1 m per pixel: 200 m x 200 m
 SAMPLE_PERIOD_US = 500_000  # key frames at 2 Hz, as nuScenes
 ANNOTATION_RANGE_M = 40.0
 MARKER = "SYNTHETIC.json"   # written last; marks the folder as synthetic (see check_target)
+# the synthetic OpenLane-V2 root's marker (same JSON content): not *.json, because the devkit's preprocess.py
+# collects every *.json at the dataset root as a data dict (split -> segment -> frames) and trips on any other
+OPENLANE_MARKER = "SYNTHETIC.txt"
+MARKERS = (MARKER, OPENLANE_MARKER)
 # what the writer puts at the top of the root (a folder with other entries is not replaced silently)
 WRITTEN = ("samples", "maps", "can_bus", MARKER)
 
@@ -92,15 +96,21 @@ def check_target(root: Path) -> None:
         raise NotSyntheticError(f"{root} exists and is not a folder")
     if not root.is_dir() or not any(root.iterdir()):
         return
-    if not (root / MARKER).is_file():
+    if marker_file(root) is None:
         raise NotSyntheticError(f"{root} is not empty and was not written by `onlinemap data synth` (no {MARKER}): "
                                 "refusing to write into it")
 
 
+def marker_file(root: Path):
+    """The synthetic marker in ``root`` (``SYNTHETIC.json``; ``SYNTHETIC.txt`` in an OpenLane-V2 root), or None."""
+    return next((Path(root) / m for m in MARKERS if (Path(root) / m).is_file()), None)
+
+
 def _clear_previous(root: Path) -> None:
     """Remove what an earlier synth run wrote (listed in its marker), so no stale file survives."""
+    marker = marker_file(root)
     try:
-        old = json.loads((root / MARKER).read_text(encoding="utf-8"))
+        old = json.loads(marker.read_text(encoding="utf-8")) if marker is not None else {}
     except (OSError, ValueError):
         return
     for name in old.get("entries", []):

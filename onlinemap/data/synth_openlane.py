@@ -88,7 +88,7 @@ def _write_image(path: Path, rng: np.random.Generator, size: tuple[int, int], in
 
 def write_synthetic_openlane(root: Path, *, segments: int = 2, frames_per_segment: int = 10, seed: int = 0) -> dict:
     """Write the subset under ``root`` (must be missing, empty or synthetic) and return a description."""
-    from onlinemap.data.synth import MARKER, _clear_previous, check_target
+    from onlinemap.data.synth import OPENLANE_MARKER as MARKER, _clear_previous, check_target
 
     if not 1 <= segments <= 20 or frames_per_segment < 1:
         raise ValueError("segments must be 1-20 and frames_per_segment at least 1")

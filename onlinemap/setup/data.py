@@ -129,7 +129,9 @@ def _wants_openlane(ctx: SetupContext) -> bool:
 
 
 def _synth_ready(root: Path) -> bool:
-    return (root / "SYNTHETIC.json").is_file() and _synth_marker(root).get("complete", True)
+    from onlinemap.data.synth import marker_file
+
+    return marker_file(root) is not None and _synth_marker(root).get("complete", True)
 
 
 def _check_data(ctx: SetupContext) -> CheckResult:
@@ -148,9 +150,11 @@ def _check_data(ctx: SetupContext) -> CheckResult:
 def _synth_marker(root: Path) -> dict:
     import json
 
+    from onlinemap.data.synth import marker_file
+
     try:
-        return json.loads((root / "SYNTHETIC.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads(marker_file(root).read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
         return {}
 
 

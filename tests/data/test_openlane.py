@@ -94,6 +94,28 @@ def test_the_collection_is_what_the_devkits_collect_makes(devkit, synth_openlane
         assert frame.get_pose()["rotation"].shape == (3, 3)
 
 
+def test_the_devkits_own_preprocess_script_collects_the_synthetic_root(devkit, synth_openlane_root, tmp_path,
+                                                                       monkeypatch):
+    """``cd data && python OpenLane-V2/preprocess.py`` (model.toml [data]) reads EVERY *.json at the root as a
+    data dict; the synthetic root's marker must not be one (it was SYNTHETIC.json: AttributeError in collect)."""
+    import pickle
+    import runpy
+    import shutil
+
+    copy = tmp_path / "OpenLane-V2"            # preprocess.py hard-codes ./OpenLane-V2
+    shutil.copytree(synth_openlane_root, copy)
+    (copy / "data_dict_subset_A_val.pkl").unlink()
+    with tarfile.open(OLV2_TARBALL) as tar:
+        script = tar.extractfile("data/OpenLane-V2/preprocess.py").read()
+    (tmp_path / "preprocess.py").write_bytes(script)
+    # the fixture loads collect.py without the package's check.py (iso3166): what `from ... import collect` finds
+    monkeypatch.setattr(sys.modules["openlanev2.preprocessing"], "collect", devkit.collect, raising=False)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(tmp_path / "preprocess.py"), run_name="__main__")
+    ours = pickle.loads((synth_openlane_root / "data_dict_subset_A_val.pkl").read_bytes())
+    assert _same(ours, pickle.loads((copy / "data_dict_subset_A_val.pkl").read_bytes()))
+
+
 def test_the_index_needs_only_the_standard_library_on_python_3_7(synth_openlane_root):
     pythons = sorted(glob.glob("/root/.pyenv/versions/3.7*/bin/python"))
     if not pythons:
