@@ -33,6 +33,9 @@ import types
 
 TOL_M = 1e-3          # GT lanes through the conversion vs the synthetic centerline
 TOL_EXACT = 1e-5      # float32 arithmetic on both sides
+# lane points: upstream samples the Bezier curve with a float32 einsum, the adapter in float64, on coordinates
+# up to 51.2 m (float32 spacing there: 3.8e-6 m): a few float32 ulps
+TOL_LANE_M = 5e-5
 F16_TOL = 2.5e-4      # |x - float16(x)| for x in [0, 1]
 
 
@@ -107,7 +110,7 @@ def _compare(up, conv, demo, f16=False):
     diffs = {"lane_points_and_score": float(lane_d.max()) if len(lane_d) else 0.0,
              "traffic_element_box_attribute_score": float(te_d.max()) if len(te_d) else 0.0,
              "lane_lane": ll_d, "lane_traffic": lt_d, "top_scores": top_d}
-    ok = (one_to_one and diffs["lane_points_and_score"] <= TOL_EXACT and diffs["traffic_element_box_attribute_score"]
+    ok = (one_to_one and diffs["lane_points_and_score"] <= TOL_LANE_M and diffs["traffic_element_box_attribute_score"]
           <= TOL_EXACT and ll_d <= mtol and lt_d <= mtol and top_d <= TOL_EXACT and len(lanes) > 0 and len(tes) > 0)
     return ok, diffs, (len(lanes), len(up["lane_centerline"]), len(tes), len(up["traffic_element"]))
 
