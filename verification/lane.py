@@ -10,7 +10,9 @@ Stages per model (each recorded with its time; the first failure stops that mode
   checkout    the repo and side clones at the pinned commits (from ../shared/upstream, else git clone),
               unpacked fresh, the pack's ``repo`` patches applied with ``git apply``
   data        ``onlinemap data synth`` (2 scenes x 4 samples), then the repo's own converter
-              (model.toml [data] converter); every info file it names must exist and the converter exit 0
+              (model.toml [data] converter); every info file it names must exist and the converter exit 0.
+              OpenLane-V2 packs (TopoMLP): ``data synth --openlane`` (2 segments x 4 frames), then the
+              devkit's own collection step (the spec's [data] converter: its preprocess.py)
   checkpoint  a random-init checkpoint built from the real config (verification/inenv/make_checkpoint.py)
   worker      the REAL harness worker (onlinemap/harness/worker.py), launched as the driver launches it
               (``onlinemap.proc.run_supervised``); temporal models get 4 samples (scene A frames 0, 1,
