@@ -166,6 +166,9 @@ def make_env(model: str, spec: dict, log: Path) -> Path:
         run(pip + ["--no-build-isolation"] + e["requirements"], log=log)
         if e.get("no_deps"):
             run(pip + ["--no-deps"] + e["no_deps"], log=log)
+        for step in e.get("pip_steps", []):   # sdists built the way the pack builds them: the venv's own pip, --no-deps
+            run([venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-deps"]
+                + step, log=log)
         apply_patches(patch_files(model, spec, "site"), site_packages(venv), log, "env")
         stamp.write_text(want)
     sp = site_packages(venv)
@@ -366,7 +369,8 @@ def verify(model: str, stack: str = rec.MODERN) -> dict:
     stub_log = work / "stub-calls.jsonl"
     stub_log.write_text("")
     entry = {"model": model, "stack": spec.get("stack"), "python": spec["env"]["python"],
-             "pins": spec["env"]["first"] + spec["env"]["requirements"] + spec["env"].get("no_deps", []),
+             "pins": spec["env"]["first"] + spec["env"]["requirements"] + spec["env"].get("no_deps", [])
+                     + [a for step in spec["env"].get("pip_steps", []) for a in step if not a.startswith("-")],
              "config": spec.get("run", {}).get("config") or spec["pack"]["config"]["default"],
              "stages": {}, "checks": [], "status": "failed", "files": rec.file_hashes(ROOT, model, stack),
              "host": {"machine": platform.machine(), "cpus": os.cpu_count()},

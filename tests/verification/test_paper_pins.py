@@ -42,7 +42,8 @@ def environment_python(model: str) -> str:
 
 def spec_pins(spec: dict) -> set[str]:
     e = spec["env"]
-    return {_norm(p) for p in e["first"] + e.get("build_tools", []) + e["requirements"] + e.get("no_deps", [])}
+    steps = [a for step in e.get("pip_steps", []) for a in step if not a.startswith("-")]
+    return {_norm(p) for p in e["first"] + e.get("build_tools", []) + e["requirements"] + e.get("no_deps", []) + steps}
 
 
 def _load(model):
