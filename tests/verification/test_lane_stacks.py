@@ -53,3 +53,21 @@ def test_the_paper_entries_vouch_for_the_packs_environment_yml():
     assert "envs/VAD/environment.yml" in files and "verification/models/VAD.paper.toml" in files
     assert "envs/VAD/environment.yml" not in rec.verified_files(ROOT, "VAD", rec.MODERN)
     assert not any("/patches/modern/" in f for f in files)   # the paper stack applies no modern shim
+
+
+def test_a_stack_whose_python_is_missing_is_skipped_not_recorded(monkeypatch, capsys):
+    """--stack all covers each stack where its interpreter exists: no Python 3.8 here means no paper run
+    (and no failed entry overwriting a passed one); asked for explicitly, that is a failure."""
+    ran = []
+    monkeypatch.setattr(lane, "verify", lambda model, stack: ran.append((model, stack)) or {"status": "passed", "seconds": 0})
+    monkeypatch.setattr(lane.rec, "update", lambda *a, **k: (_ for _ in ()).throw(AssertionError("recorded")))
+    def python_for(version):
+        if version.startswith("3.8"):
+            raise lane.StageFailed("env", f"Python {version} not found")
+        return "/usr/bin/python3"
+
+    monkeypatch.setattr(lane, "python_for", python_for)
+    assert lane.main(["--no-record", "VAD"]) == 0
+    assert ran == [("VAD", rec.MODERN)]
+    assert "VAD [paper]: skipped" in capsys.readouterr().err
+    assert lane.main(["--no-record", "--stack", "paper", "VAD"]) == 1
