@@ -1,7 +1,9 @@
 """The verification lane: each model's real upstream code on CPU, random weights, synthetic data.
 
-Run by ``scripts/verify-real-models.sh [MODEL...]`` with the project's ``.venv`` (the driver side);
-the model side runs in a per-model verification venv described by ``verification/models/<M>.toml``.
+Run by ``scripts/verify-real-models.sh [--stack modern|paper|all] [MODEL...]`` with the project's ``.venv``
+(the driver side); the model side runs in a per-(model, stack) verification venv described by
+``verification/models/<M>.toml`` (the modern stack, Python 3.11) or ``<M>.paper.toml`` (the paper stack:
+Python 3.8 and the pins of the pack's own environment.yml, CPU-capable builds substituted).
 Stages per model (each recorded with its time; the first failure stops that model):
 
   env         the venv ``.venv-verify-<model>-<hash of its [env]>/`` (cached: made once per pin set),
@@ -61,10 +63,11 @@ def say(model: str, text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {model}: {text}", flush=True)
 
 
-def spec_of(model: str) -> dict:
-    path = MODELS_DIR / f"{model}.toml"
+def spec_of(model: str, stack: str = rec.MODERN) -> dict:
+    path = rec.spec_path(ROOT, model, stack)
     with open(path, "rb") as fh:
         spec = tomllib.load(fh)
+    spec["lane_stack"] = stack
     with open(ROOT / "envs" / model / "model.toml", "rb") as fh:
         spec["pack"] = tomllib.load(fh)
     return spec
@@ -75,7 +78,14 @@ def env_hash(spec: dict) -> str:
 
 
 def venv_dir(model: str, spec: dict) -> Path:
-    return ROOT / f".venv-verify-{model.lower()}-{env_hash(spec)}"
+    stack = "" if spec["lane_stack"] == rec.MODERN else f"{spec['lane_stack']}-"
+    return ROOT / f".venv-verify-{model.lower()}-{stack}{env_hash(spec)}"
+
+
+def work_dir(spec: dict) -> Path:
+    """One folder per (model, stack), so the two stacks' checkouts and runs never share files."""
+    stack = spec["lane_stack"]
+    return WORK / (spec["model"] if stack == rec.MODERN else f"{spec['model']}-{stack}")
 
 
 def run(argv, *, cwd=None, env=None, log=None, check=True, stage="env") -> subprocess.CompletedProcess:
@@ -124,8 +134,19 @@ def apply_patches(patches: list[Path], directory: Path, log: Path, stage: str) -
         run(["git", "apply", "-R", "--check", patch], cwd=directory, log=log, stage=stage)
 
 
-def checkout_dir(model: str) -> Path:
-    return WORK / model / "checkout"
+def checkout_dir(spec: dict) -> Path:
+    return work_dir(spec) / "checkout"
+
+
+def installer(venv: Path, spec: dict) -> list:
+    """pip (the default), or uv (``[env] installer = "uv"``: hardlinks from uv's cache, so the paper
+    stack's five venvs share one copy of torch 1.9's 830 MB instead of five)."""
+    if spec["env"].get("installer", "pip") == "uv":
+        uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
+        if not Path(uv).is_file():
+            raise StageFailed("env", "the spec asks for uv and none is installed: pip install uv (setup.py's test extra has it)")
+        return [uv, "pip", "install", "--python", venv / "bin" / "python", "--link-mode", "hardlink"]
+    return [venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
 
 
 def make_env(model: str, spec: dict, log: Path) -> Path:
@@ -140,18 +161,21 @@ def make_env(model: str, spec: dict, log: Path) -> Path:
             shutil.rmtree(venv)
         say(model, f"creating {venv.name} (Python {spec['env']['python']}; minutes, once per pin set)")
         run([python_for(spec["env"]["python"]), "-m", "venv", venv], log=log)
-        pip = [venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+        pip = installer(venv, spec)
         e = spec["env"]
         run(pip + e["first"], log=log)
         run(pip + e.get("build_tools", []), log=log)
         run(pip + ["--no-build-isolation"] + e["requirements"], log=log)
         if e.get("no_deps"):
             run(pip + ["--no-deps"] + e["no_deps"], log=log)
+        for step in e.get("pip_steps", []):   # sdists built the way the pack builds them: the venv's own pip, --no-deps
+            run([venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-deps"]
+                + step, log=log)
         apply_patches(patch_files(model, spec, "site"), site_packages(venv), log, "env")
         stamp.write_text(want)
     sp = site_packages(venv)
     lines = [str(STUBS), "import _onlinemap_verify_stubs"]
-    lines += [str(checkout_dir(model) / p) for p in spec["env"].get("pythonpath", [])]
+    lines += [str(checkout_dir(spec) / p) for p in spec["env"].get("pythonpath", [])]
     (sp / "_onlinemap_verify.pth").write_text("\n".join(lines) + "\n")
     return venv
 
@@ -172,7 +196,7 @@ def unpack(tarball: str, dest: Path, url: str | None, commit: str | None, log: P
 
 
 def make_checkout(model: str, spec: dict, log: Path) -> dict:
-    repo = checkout_dir(model)
+    repo = checkout_dir(spec)
     if repo.exists():
         shutil.rmtree(repo)
     pack_repo = spec["pack"]["repo"]
@@ -213,7 +237,7 @@ def make_data(model: str, spec: dict, venv: Path, log: Path, stub_log: Path) -> 
 
     if "openlane_v2" in spec["pack"]["data"].get("needs", []):
         return make_openlane_data(model, spec, venv, log, stub_log)
-    data = WORK / model / "data"
+    data = work_dir(spec) / "data"
     if data.exists():
         shutil.rmtree(data)
     write_synthetic_nuscenes(data, scenes=SCENES, samples_per_scene=SAMPLES_PER_SCENE)
@@ -226,7 +250,7 @@ def make_data(model: str, spec: dict, venv: Path, log: Path, stub_log: Path) -> 
     argv = converter_argv(load_model_spec(ROOT / "envs" / model), data)
     if argv[0] == "python":
         argv[0] = str(venv / "bin" / "python")
-    cwd = checkout_dir(model) / pack_data.get("converter_cwd", ".")
+    cwd = checkout_dir(spec) / pack_data.get("converter_cwd", ".")
     proc = run(argv, cwd=cwd, env=model_env(venv, {**stub_env(spec, stub_log), "PYTHONPATH": str(cwd)}), log=log,
                check=False, stage="data")
     missing = [f for f in pack_data["info_files"] if not (data / f).is_file()]
@@ -243,7 +267,7 @@ def make_openlane_data(model: str, spec: dict, venv: Path, log: Path, stub_log: 
     writes the collection pickle the model reads; the synthesiser's own copy of it is removed first."""
     from onlinemap.data.synth_openlane import write_synthetic_openlane
 
-    parent = WORK / model / "data"
+    parent = work_dir(spec) / "data"
     if parent.exists():
         shutil.rmtree(parent)
     root = parent / "OpenLane-V2"
@@ -251,7 +275,7 @@ def make_openlane_data(model: str, spec: dict, venv: Path, log: Path, stub_log: 
     pack_data = spec["pack"]["data"]
     for name in pack_data["info_files"]:
         (root / name).unlink(missing_ok=True)
-    argv = [str(venv / "bin" / "python") if a == "python" else str(checkout_dir(model) / a) if a.endswith(".py") else a
+    argv = [str(venv / "bin" / "python") if a == "python" else str(checkout_dir(spec) / a) if a.endswith(".py") else a
             for a in spec["data"]["converter"]]
     proc = run(argv, cwd=parent, env=model_env(venv, stub_env(spec, stub_log)), log=log, check=False, stage="data")
     missing = [f for f in pack_data["info_files"] if not (root / f).is_file()]
@@ -278,14 +302,14 @@ def lane_samples(data: Path, version: str, temporal: bool, needs=("nuscenes",)) 
 
 def config_path(spec: dict) -> str:
     config = spec.get("run", {}).get("config") or spec["pack"]["config"]["default"]
-    return str(checkout_dir(spec["model"]) / config)
+    return str(checkout_dir(spec) / config)
 
 
 def run_worker(model: str, spec: dict, venv: Path, data: Path, version: str, checkpoint: Path, samples: list[dict],
                stub_log: Path, config: str | None = None, name: str = "run") -> tuple[Path, dict]:
     from onlinemap.proc import run_supervised
 
-    run_dir = WORK / model / name
+    run_dir = work_dir(spec) / name
     if run_dir.exists():
         shutil.rmtree(run_dir)
     (run_dir / "tap").mkdir(parents=True)
@@ -294,7 +318,7 @@ def run_worker(model: str, spec: dict, venv: Path, data: Path, version: str, che
         f.touch()
     job = {"protocol": 1, "model": model, "adapter": str(INENV / "tap_adapter.py"),
            "settings": {"model": model, "config": config or config_path(spec), "checkpoint": str(checkpoint),
-                        "dataroot": str(data), "version": version, "device": "cpu", "repo": str(checkout_dir(model)),
+                        "dataroot": str(data), "version": version, "device": "cpu", "repo": str(checkout_dir(spec)),
                         "options": spec.get("run", {}).get("options") or {}},
            "samples": samples, "warmup": 0, "count": None, "min_samples": len(samples), "min_duration_s": 0,
            "timer": "wall", "events": str(files["events.jsonl"]), "samples_out": str(files["samples.jsonl"]),
@@ -332,7 +356,7 @@ def run_checks(model: str, spec: dict, venv: Path, data: Path, version: str, run
                     "detail": f"{script.relative_to(ROOT)} does not exist yet"})
     elif script is not None:
         result = run_dir / "reference-checks.json"
-        run([venv / "bin" / "python", script, checkout_dir(model), config_path(spec), data,
+        run([venv / "bin" / "python", script, checkout_dir(spec), config_path(spec), data,
              spec["pack"]["data"]["info_files"][0], run_dir / "tap", run_dir / "predictions.jsonl", result],
             cwd=run_dir, env=model_env(venv, stub_env(spec, stub_log)), log=run_dir / "checks-log.txt", stage="checks")
         out += json.loads(result.read_text())["checks"]
@@ -343,13 +367,13 @@ def expected_stop(model: str, spec: dict, venv: Path, data: Path, version: str, 
     """A config that must reach a compiled op on the CPU (MapTR's default GKT config): run it and record where
     it stopped. Passes when the worker failed at exactly the named op's stub and called no other stub."""
     stop = spec["run"]["expected_stop"]
-    config = str(checkout_dir(model) / (stop.get("config") or spec["pack"]["config"]["default"]))
-    log = WORK / model / "lane-log.txt"
-    stub_log = WORK / model / "stub-calls-expected-stop.jsonl"
+    config = str(checkout_dir(spec) / (stop.get("config") or spec["pack"]["config"]["default"]))
+    log = work_dir(spec) / "lane-log.txt"
+    stub_log = work_dir(spec) / "stub-calls-expected-stop.jsonl"
     stub_log.write_text("")
-    ckpt = WORK / model / "random-init-expected-stop.pth"
+    ckpt = work_dir(spec) / "random-init-expected-stop.pth"
     t = time.perf_counter()
-    run([venv / "bin" / "python", INENV / "make_checkpoint.py", checkout_dir(model), config, ckpt, "0"], cwd=WORK / model,
+    run([venv / "bin" / "python", INENV / "make_checkpoint.py", checkout_dir(spec), config, ckpt, "0"], cwd=work_dir(spec),
         env=model_env(venv, stub_env(spec, stub_log)), log=log, stage="checkpoint")
     error = None
     try:
@@ -360,22 +384,24 @@ def expected_stop(model: str, spec: dict, venv: Path, data: Path, version: str, 
     import fnmatch
 
     stopped = bool(calls) and all(fnmatch.fnmatchcase(c, stop["op"]) for c in calls) and error is not None
-    return {"config": os.path.relpath(config, checkout_dir(model)), "op": stop["op"], "stub_calls": sorted(set(calls)),
+    return {"config": os.path.relpath(config, checkout_dir(spec)), "op": stop["op"], "stub_calls": sorted(set(calls)),
             "worker_error": (error or "")[-600:], "passed": stopped, "seconds": round(time.perf_counter() - t, 1),
             "meaning": "this config needs the compiled op on every path: it cannot run on a CPU, as expected"}
 
 
-def verify(model: str) -> dict:
-    spec = spec_of(model)
-    (WORK / model).mkdir(parents=True, exist_ok=True)
-    log = WORK / model / "lane-log.txt"
+def verify(model: str, stack: str = rec.MODERN) -> dict:
+    spec = spec_of(model, stack)
+    work = work_dir(spec)
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "lane-log.txt"
     log.write_text("")
-    stub_log = WORK / model / "stub-calls.jsonl"
+    stub_log = work / "stub-calls.jsonl"
     stub_log.write_text("")
     entry = {"model": model, "stack": spec.get("stack"), "python": spec["env"]["python"],
-             "pins": spec["env"]["first"] + spec["env"]["requirements"] + spec["env"].get("no_deps", []),
+             "pins": spec["env"]["first"] + spec["env"]["requirements"] + spec["env"].get("no_deps", [])
+                     + [a for step in spec["env"].get("pip_steps", []) for a in step if not a.startswith("-")],
              "config": spec.get("run", {}).get("config") or spec["pack"]["config"]["default"],
-             "stages": {}, "checks": [], "status": "failed", "files": rec.file_hashes(ROOT, model),
+             "stages": {}, "checks": [], "status": "failed", "files": rec.file_hashes(ROOT, model, stack),
              "host": {"machine": platform.machine(), "cpus": os.cpu_count()},
              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     t_all = time.perf_counter()
@@ -395,9 +421,9 @@ def verify(model: str) -> dict:
         entry["stages"]["env"]["cached"] = cached
         entry["sources"] = timed("checkout", lambda: make_checkout(model, spec, log))
         data, version = timed("data", lambda: make_data(model, spec, venv, log, stub_log))
-        ckpt = WORK / model / "random-init.pth"
-        made = timed("checkpoint", lambda: run([venv / "bin" / "python", INENV / "make_checkpoint.py", checkout_dir(model),
-                                                config_path(spec), ckpt, "0"], cwd=WORK / model,
+        ckpt = work / "random-init.pth"
+        made = timed("checkpoint", lambda: run([venv / "bin" / "python", INENV / "make_checkpoint.py", checkout_dir(spec),
+                                                config_path(spec), ckpt, "0"], cwd=work,
                                                env=model_env(venv, stub_env(spec, stub_log)), log=log, stage="checkpoint"))
         entry["checkpoint"] = json.loads(made.stdout.strip().splitlines()[-1])
         samples = lane_samples(data, version, bool(spec["pack"].get("temporal")), spec["pack"]["data"].get("needs", ()))
@@ -428,12 +454,12 @@ def verify(model: str) -> dict:
     if entry["stub_calls"] and entry["status"] == "passed":
         entry["status"] = "failed"
     entry["seconds"] = round(time.perf_counter() - t_all, 1)
-    say(model, f"{entry['status']} in {entry['seconds']:.0f} s (stub calls: {len(entry['stub_calls'])})")
+    say(model, f"[{stack}] {entry['status']} in {entry['seconds']:.0f} s (stub calls: {len(entry['stub_calls'])})")
     return entry
 
 
-def available_models() -> list[str]:
-    return sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
+def available_models(stack: str = rec.MODERN) -> list[str]:
+    return rec.spec_models(ROOT, stack)
 
 
 def main(argv=None) -> int:
@@ -441,24 +467,37 @@ def main(argv=None) -> int:
                                      description="Run each model's real upstream code on CPU (random weights, synthetic "
                                                  "data) through the real worker and record the result in "
                                                  "verification/record.json.")
-    parser.add_argument("models", nargs="*", metavar="MODEL", help=f"default: all ({', '.join(available_models())})")
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help=f"default: every model with a spec for the stack (modern: {', '.join(available_models())}; "
+                             f"paper: {', '.join(available_models(rec.PAPER))})")
+    parser.add_argument("--stack", choices=[*rec.STACKS, "all"], default="all",
+                        help="modern: verification/models/<M>.toml (Python 3.11, the modern variant's CPU stand-ins); "
+                             "paper: <M>.paper.toml (Python 3.8, the packs' environment.yml pins); all (default): both")
     parser.add_argument("--no-record", action="store_true", help="do not update verification/record.json")
     args = parser.parse_args(argv)
-    models = args.models or available_models()
-    unknown = [m for m in models if m not in available_models()]
+    stacks = list(rec.STACKS) if args.stack == "all" else [args.stack]
+    known = sorted({m for s in stacks for m in available_models(s)})
+    unknown = [m for m in args.models if m not in known]
     if unknown:
-        print(f"error: no verification spec for {', '.join(unknown)} (verification/models/<MODEL>.toml); "
-              f"known: {', '.join(available_models())}", file=sys.stderr)
+        print(f"error: no verification spec for {', '.join(unknown)} on the {args.stack} stack "
+              f"(verification/models/<MODEL>.toml, <MODEL>.paper.toml); known: {', '.join(known)}", file=sys.stderr)
         return 2
-    results = {}
-    for model in models:
-        results[model] = verify(model)
+    runs = [(m, s) for s in stacks for m in available_models(s) if not args.models or m in args.models]
+    results, skipped = {}, []
+    for model, stack in runs:
+        try:    # "both stacks where their interpreter exists": a machine without Python 3.8 skips the paper stack
+            python_for(spec_of(model, stack)["env"]["python"])
+        except StageFailed as exc:
+            print(f"{model} [{stack}]: skipped, not recorded: {exc}", file=sys.stderr)
+            skipped.append((model, stack))
+            continue
+        results[(model, stack)] = verify(model, stack)
         if not args.no_record:
-            rec.update(model, results[model])
-    bad = [m for m, e in results.items() if e["status"] != "passed"]
-    for m, e in results.items():
-        print(f"{m}: {e['status']} ({e['seconds']:.0f} s)")
-    return 1 if bad else 0
+            rec.update(model, results[(model, stack)], stack=stack)
+    bad = [k for k, e in results.items() if e["status"] != "passed"]
+    for (m, s), e in results.items():
+        print(f"{m} [{s}]: {e['status']} ({e['seconds']:.0f} s)")
+    return 1 if bad or (skipped and args.stack != "all") else 0
 
 
 if __name__ == "__main__":

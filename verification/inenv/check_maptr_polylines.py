@@ -11,13 +11,14 @@ must lie on a divider. The same points taken as if already in the ego frame (no 
 reported too, to show what a frame bug would cost. Also checks that every predicted polyline
 lies inside the BEV range around the ego.
 """
-import glob
 import importlib
 import importlib.util
 import json
 import math
 import os
 import sys
+
+from taps import load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 TOL_M = 1e-3
 
@@ -87,7 +88,7 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
     dataset = demo.build_test_dataset(cfg, os.path.abspath(dataroot), os.path.join(dataroot, info_file),
                                       os.path.join(dataroot, "nuscenes_map_anns_val.json"))
     index = {info["token"]: i for i, info in enumerate(dataset.data_infos)}
-    taps = [torch.load(p, weights_only=False) for p in sorted(glob.glob(os.path.join(tap_dir, "*.pt")))]
+    taps = load_taps(tap_dir)
     preds = {}
     with open(predictions) as fh:
         for line in fh:

@@ -8,13 +8,14 @@ prediction is compared with it: same count, labels, scores and attributes; max d
 centre, size, yaw and velocity. Writes ``{"checks": [...]}``; each check has ``name``, ``passed``,
 ``max_diff`` and ``detail``.
 """
-import glob
 import importlib
 import json
 import math
 import os
 import sys
 import tempfile
+
+from taps import load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 TOL_M = 1e-4      # float32 network output through two rigid transforms: agreement is ~1e-7 m
 TOL_RAD = 1e-5
@@ -89,7 +90,7 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
 
     dataset = _dataset(repo, config, dataroot, info_file)
     by_token = {info["token"]: info for info in dataset.data_infos}
-    taps = [torch.load(p, weights_only=False) for p in sorted(glob.glob(os.path.join(tap_dir, "*.pt")))]
+    taps = load_taps(tap_dir)
     preds = {}
     with open(predictions) as fh:
         for line in fh:

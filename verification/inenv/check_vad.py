@@ -7,7 +7,6 @@ its 0.2 score threshold) on the tapped raw outputs vs the adapter's boxes. Map: 
 GT vectors through the adapter's ``convert_map_vectors`` vs the synthetic map's dividers (as for
 MapTR). Plan: finite waypoints within a plausible 3 s reach, in the ego frame.
 """
-import glob
 import importlib.util
 import json
 import math
@@ -18,6 +17,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_maptr_polylines import divider_check  # noqa: E402
 from check_mmdet3d_detections import compare_boxes  # noqa: E402
+
+from taps import load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 MAX_PLAN_REACH_M = 60.0   # 3 s at 20 m/s
 
@@ -58,7 +59,7 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
     spec = importlib.util.spec_from_file_location("_onlinemap_adapter_VAD", os.path.join(root, "envs", "VAD", "demo.py"))
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
-    taps = [torch.load(p, weights_only=False) for p in sorted(glob.glob(os.path.join(tap_dir, "*.pt")))]
+    taps = load_taps(tap_dir)
     with open(os.path.join(os.path.dirname(tap_dir), "job.json")) as fh:
         settings = json.load(fh)["settings"]
     adapter = demo.Adapter(settings)
