@@ -96,3 +96,27 @@ def test_a_patch_series_the_lane_does_not_apply_leaves_the_record_fresh(tmp_path
     extra.parent.mkdir(parents=True, exist_ok=True)
     extra.write_text("--- a/x\n+++ b/x\n")
     assert rec.stale_files(root, model, entry) == []
+
+
+def _spec_has_onnx(model):
+    import tomllib
+
+    spec = ROOT / "verification" / "models" / f"{model}.toml"
+    return spec.is_file() and bool(tomllib.loads(spec.read_text()).get("onnx", {}).get("graph"))
+
+
+@pytest.mark.parametrize("model", sorted(m for m in RECORD["models"] if _spec_has_onnx(m)))
+def test_the_record_says_whether_onnx_export_and_onnxruntime_passed_and_if_not_why(model):
+    """Issue 17: per model, the ONNX outcome on CPU: passed with its differences, or exactly what stopped it."""
+    onnx = RECORD["models"][model].get("onnx")
+    assert onnx, f"{model}: no onnx outcome in its record entry; rerun {rec.rerun_command(model)}"
+    assert onnx["status"] in ("passed", "failed", "not_exportable"), onnx
+    assert isinstance(onnx.get("seconds"), (int, float)), onnx
+    if onnx.get("graphs") and onnx["graphs"][0].get("tensors"):   # it got as far as comparing: say with what
+        assert onnx.get("torch") and onnx.get("onnxruntime") and onnx.get("exporter"), onnx
+    if onnx["status"] == "passed":
+        assert onnx.get("exporter") and onnx.get("opset") and onnx.get("max_abs") is not None, onnx
+        assert all(g.get("status") == "passed" for g in onnx.get("graphs") or []), onnx
+    else:
+        reason = str(onnx.get("reason") or "")
+        assert onnx.get("stage") and reason.strip() and "\n" not in reason, onnx
