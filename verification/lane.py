@@ -6,8 +6,9 @@ Run by ``scripts/verify-real-models.sh [--stack modern|paper|all] [MODEL...]`` w
 Python 3.8 and the pins of the pack's own environment.yml, CPU-capable builds substituted).
 Stages per model (each recorded with its time; the first failure stops that model):
 
-  env         the venv ``.venv-verify-<model>-<hash of its [env]>/`` (cached: made once per pin set),
-              the pack's ``site`` patches applied to its site-packages, a ``.pth`` that installs the
+  env         the venv ``.venv-verify-<model>-<hash of its [env]>/`` (cached: made once per pin set) with
+              the modern variant's pins (verification/pins.py holds them equal), filled by uv with hardlinks
+              from its cache, the pack's ``site`` patches applied to its site-packages, a ``.pth`` that installs the
               recording stubs (verification/stubs/) and puts the checkout's source folders on sys.path
   checkout    the repo and side clones at the pinned commits (from ../shared/upstream, else git clone),
               unpacked fresh, the pack's ``repo`` patches applied with ``git apply``
@@ -22,6 +23,8 @@ Stages per model (each recorded with its time; the first failure stops that mode
               adapter is tapped for its raw output
   checks      schema, sample tokens and frames/units against the synthetic ground truth (driver side),
               then the model's reference checks in its venv (verification/inenv/check_<kind>.py)
+  onnx        (recorded, never failing the model) the real model exported to ONNX with the project's export
+              machinery and run on ONNX Runtime CPU against PyTorch (verification/inenv/onnx_check.py)
 
 Every stub call (a compiled op reached) fails the model. The result goes to verification/record.json.
 """
@@ -139,14 +142,26 @@ def checkout_dir(spec: dict) -> Path:
 
 
 def installer(venv: Path, spec: dict) -> list:
-    """pip (the default), or uv (``[env] installer = "uv"``: hardlinks from uv's cache, so the paper
-    stack's five venvs share one copy of torch 1.9's 830 MB instead of five)."""
-    if spec["env"].get("installer", "pip") == "uv":
-        uv = shutil.which("uv") or str(Path(sys.executable).parent / "uv")
-        if not Path(uv).is_file():
-            raise StageFailed("env", "the spec asks for uv and none is installed: pip install uv (setup.py's test extra has it)")
-        return [uv, "pip", "install", "--python", venv / "bin" / "python", "--link-mode", "hardlink"]
-    return [venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    """uv (the default: hardlinks from uv's cache, so the lane's venvs share one copy of torch 2.8's CUDA wheels and
+    torch 1.9's 830 MB), or pip (``[env] installer = "pip"``)."""
+    if spec["env"].get("installer", "uv") == "pip":
+        return [venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
+    return [uv_binary(), "pip", "install", "--python", venv / "bin" / "python", "--link-mode", "hardlink"]
+
+
+def uv_binary() -> str:
+    """uv from the driver's venv (onlinemap[test] installs it), else PATH: it fills the lane venvs."""
+    beside = Path(sys.executable).parent / "uv"
+    found = str(beside) if beside.is_file() else shutil.which("uv")
+    if not found:
+        raise StageFailed("env", "uv not found (pip install 'uv>=0.5' into the driver's .venv, or put uv on PATH)")
+    return found
+
+
+def lane_pins(spec: dict) -> list[str]:
+    """Every pin the lane installs: the modern variant's (after the spec's substitutions) plus its lane_only."""
+    e = spec["env"]
+    return e["first"] + e.get("build_tools", []) + e["requirements"] + e.get("no_deps", []) + e.get("lane_only", [])
 
 
 def make_env(model: str, spec: dict, log: Path) -> Path:
@@ -160,14 +175,19 @@ def make_env(model: str, spec: dict, log: Path) -> Path:
         if venv.exists():
             shutil.rmtree(venv)
         say(model, f"creating {venv.name} (Python {spec['env']['python']}; minutes, once per pin set)")
-        run([python_for(spec["env"]["python"]), "-m", "venv", venv], log=log)
-        pip = installer(venv, spec)
         e = spec["env"]
-        run(pip + e["first"], log=log)
-        run(pip + e.get("build_tools", []), log=log)
-        run(pip + ["--no-build-isolation"] + e["requirements"], log=log)
+        with_pip = bool(e.get("pip_steps")) or e.get("installer") == "pip"   # pip_steps build with the venv's own pip
+        run([python_for(e["python"]), "-m", "venv"] + ([] if with_pip else ["--without-pip"]) + [venv], log=log)
+        # uv hardlinks from its cache (same filesystem): torch 2.8's ~4 GB of CUDA wheels and torch 1.9's 830 MB are
+        # stored once, not per venv. git apply (the site patches) writes new files, so a patched file never changes
+        # the cache's copy.
+        uv = installer(venv, spec)
+        e = spec["env"]
+        run(uv + e["first"], log=log)
+        run(uv + e.get("build_tools", []), log=log)
+        run(uv + ["--no-build-isolation"] + e["requirements"] + e.get("lane_only", []), log=log)
         if e.get("no_deps"):
-            run(pip + ["--no-deps"] + e["no_deps"], log=log)
+            run(uv + ["--no-deps"] + e["no_deps"], log=log)
         for step in e.get("pip_steps", []):   # sdists built the way the pack builds them: the venv's own pip, --no-deps
             run([venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-deps"]
                 + step, log=log)
@@ -389,6 +409,63 @@ def expected_stop(model: str, spec: dict, venv: Path, data: Path, version: str, 
             "meaning": "this config needs the compiled op on every path: it cannot run on a CPU, as expected"}
 
 
+def onnx_samples(samples: list[dict], temporal: bool) -> list[dict]:
+    """The first sample (the first-frame graph); temporal models also its successor in the scene (the later frame)."""
+    return samples[:2] if temporal else samples[:1]
+
+
+def onnx_stage(model: str, spec: dict, venv: Path, run_dir: Path, samples: list[dict]) -> dict:
+    """Issue 17 in the lane: the real model exported to ONNX and checked on ONNX Runtime CPU against PyTorch.
+
+    Runs verification/inenv/onnx_check.py in the model's venv with the worker's settings (same checkpoint,
+    data, options) and the pack's tolerances (envs/<M>/backends.toml, else rtol 1e-3 / atol 1e-5). Its
+    outcome (passed / failed / not_exportable, with the stage and the one-line reason) is recorded, never
+    raised: an export failure does not fail the model's other stages. Stub calls during it are recorded too.
+    """
+    from onlinemap.backends.verify import load_tolerances
+    from onlinemap.proc import run_supervised
+    from onlinemap.registry.spec import load_model_spec
+
+    t0 = time.perf_counter()
+    out_dir = work_dir(spec) / "onnx"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    temporal = bool(spec["pack"].get("temporal"))
+    tol = load_tolerances(load_model_spec(ROOT / "envs" / model), "onnxruntime")
+    worker_job = json.loads((run_dir / "job.json").read_text())
+    job = {"adapter": str(ROOT / "envs" / model / "demo.py"), "settings": worker_job["settings"],
+           "samples": onnx_samples(samples, temporal), "temporal": temporal, "graph": spec["onnx"]["graph"],
+           "out_dir": str(out_dir), "rtol": tol.rtol, "atol": tol.atol}
+    (out_dir / "job.json").write_text(json.dumps(job, indent=1))
+    stub_log = out_dir / "stub-calls.jsonl"
+    stub_log.write_text("")
+    outcome_limit = float(os.environ.get("ONLINEMAP_VERIFY_ONNX_TIMEOUT_S", 2400))
+    outcome = run_supervised([venv / "bin" / "python", INENV / "onnx_check.py", out_dir / "job.json"],
+                             env=model_env(venv, stub_env(spec, stub_log)), cwd=out_dir, log_path=out_dir / "log.txt",
+                             timeout_s=outcome_limit)
+    result_file, progress = out_dir / "result.json", out_dir / "progress.json"
+    if result_file.is_file():
+        result = json.loads(result_file.read_text())
+    elif outcome.timeout and progress.is_file():
+        # an exporter that runs past the limit (torch.export on data-dependent shapes can take an hour on 2
+        # cores): what failed before it, and which one was cut short
+        done = json.loads(progress.read_text())
+        failed = "; ".join(f"{a['exporter']}: {a['error']}" for a in done["attempts"] if a.get("ok") is False)
+        result = {"status": "not_exportable", "stage": "export", "graphs": [done],
+                  **{k: done.get(k) for k in ("torch", "onnx", "onnxruntime", "onnxscript") if k in done},
+                  "reason": f"{done['graph']} graph: {failed + '; ' if failed else ''}{done['running']}: "
+                            f"did not finish within {outcome_limit:.0f} s (ONLINEMAP_VERIFY_ONNX_TIMEOUT_S)"}
+    else:
+        tail = (out_dir / "log.txt").read_text().strip().splitlines()[-1:] if (out_dir / "log.txt").is_file() else []
+        result = {"status": "failed", "stage": "process",
+                  "reason": f"onnx_check.py exited {outcome.returncode} (timeout={outcome.timeout}) without a result: "
+                            f"{tail[0][:300] if tail else 'no output'}"}
+    result["stub_calls"] = sorted(set(stub_calls(stub_log)))
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    return result
+
+
 def verify(model: str, stack: str = rec.MODERN) -> dict:
     spec = spec_of(model, stack)
     work = work_dir(spec)
@@ -398,8 +475,8 @@ def verify(model: str, stack: str = rec.MODERN) -> dict:
     stub_log = work / "stub-calls.jsonl"
     stub_log.write_text("")
     entry = {"model": model, "stack": spec.get("stack"), "python": spec["env"]["python"],
-             "pins": spec["env"]["first"] + spec["env"]["requirements"] + spec["env"].get("no_deps", [])
-                     + [a for step in spec["env"].get("pip_steps", []) for a in step if not a.startswith("-")],
+             "pins": lane_pins(spec) + [a for step in spec["env"].get("pip_steps", []) for a in step if not a.startswith("-")],
+             "variant": spec["env"].get("variant"),
              "config": spec.get("run", {}).get("config") or spec["pack"]["config"]["default"],
              "stages": {}, "checks": [], "status": "failed", "files": rec.file_hashes(ROOT, model, stack),
              "host": {"machine": platform.machine(), "cpus": os.cpu_count()},
@@ -437,6 +514,12 @@ def verify(model: str, stack: str = rec.MODERN) -> dict:
             if not entry["expected_stop"]["passed"]:
                 entry["checks"].append({"name": "the GKT-style config stops at its compiled op", "passed": False,
                                         "max_diff": None, "detail": json.dumps(entry["expected_stop"])[:800]})
+        if spec.get("onnx", {}).get("graph"):
+            try:
+                entry["onnx"] = onnx_stage(model, spec, venv, run_dir, samples)
+            except Exception as exc:  # a lane bug here must not cost the model's verified stages
+                entry["onnx"] = {"status": "failed", "stage": "lane", "reason": f"lane error: {type(exc).__name__}: {exc}"}
+            say(model, f"onnx: {entry['onnx']['status']} {entry['onnx'].get('reason') or ''}".rstrip())
         failed = [c["name"] for c in entry["checks"] if not c["passed"]]
         if failed:
             entry["stages"]["checks"]["passed"] = False

@@ -118,3 +118,25 @@ def test_a_paper_entry_is_stale_when_the_packs_environment_yml_changed(tmp_path,
     yml = root / "envs" / model / "environment.yml"
     yml.write_text(yml.read_text() + "# one more line\n")
     assert rec.stale_files(root, model, entry, stack) == [f"envs/{model}/environment.yml"]
+def _spec_has_onnx(model):
+    import tomllib
+
+    spec = ROOT / "verification" / "models" / f"{model}.toml"
+    return spec.is_file() and bool(tomllib.loads(spec.read_text()).get("onnx", {}).get("graph"))
+
+
+@pytest.mark.parametrize("model", sorted(m for m in RECORD["models"] if _spec_has_onnx(m)))
+def test_the_record_says_whether_onnx_export_and_onnxruntime_passed_and_if_not_why(model):
+    """Issue 17: per model, the ONNX outcome on CPU: passed with its differences, or exactly what stopped it."""
+    onnx = RECORD["models"][model].get("onnx")
+    assert onnx, f"{model}: no onnx outcome in its record entry; rerun {rec.rerun_command(model)}"
+    assert onnx["status"] in ("passed", "failed", "not_exportable"), onnx
+    assert isinstance(onnx.get("seconds"), (int, float)), onnx
+    if onnx.get("graphs") and onnx["graphs"][0].get("tensors"):   # it got as far as comparing: say with what
+        assert onnx.get("torch") and onnx.get("onnxruntime") and onnx.get("exporter"), onnx
+    if onnx["status"] == "passed":
+        assert onnx.get("exporter") and onnx.get("opset") and onnx.get("max_abs") is not None, onnx
+        assert all(g.get("status") == "passed" for g in onnx.get("graphs") or []), onnx
+    else:
+        reason = str(onnx.get("reason") or "")
+        assert onnx.get("stage") and reason.strip() and "\n" not in reason, onnx
