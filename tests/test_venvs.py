@@ -1,4 +1,5 @@
-"""The oracle venv's file lock: a second session waits for the first one's build instead of wiping it."""
+"""tests/venvs.py: the cached venv's file lock (a second session waits for the first one's build instead of
+wiping it)) and its stamp."""
 from __future__ import annotations
 
 import fcntl
@@ -9,12 +10,12 @@ import time
 
 from tests.conftest import REPO
 
-from .oracle_venv import STAMP, build, cached_venv, lock_path
+from tests.venvs import STAMP, build, cached_venv, lock_path
 
 SECOND_SESSION = """
 import sys
 from pathlib import Path
-from tests.evaluation.oracle_venv import cached_venv
+from tests.venvs import cached_venv
 with cached_venv(Path(sys.argv[1]), []) as (py, built):
     print("built" if built else "reused", py)
 """

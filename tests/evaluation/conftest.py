@@ -101,11 +101,11 @@ def oracle_python():
     """Python of a venv for the upstream oracles (``.venv-oracle``, made once and cached): shapely
     1.8.5 as MapTR pins, scikit-image for VAD; everything else (numpy, torch, cv2, the devkit) is the
     test venv's, through a .pth file, so the oracles see the very same versions of those. Built and
-    used under a file lock (``oracle_venv.cached_venv``): two sessions in one checkout do not race on it."""
+    used under a file lock (``tests/venvs.py``): two sessions in one checkout do not race on it."""
     import subprocess
     import sysconfig
 
-    from .oracle_venv import cached_venv
+    from tests.venvs import cached_venv
 
     venv = REPO / ".venv-oracle"
     want = [*ORACLE_REQUIREMENTS, f"numpy=={_version('numpy')}", f"scipy=={_version('scipy')}"]
