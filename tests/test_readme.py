@@ -12,6 +12,7 @@ crontab is the test-only stand-in of tests/nightly/test_cron.py (``$ONLINEMAP_CR
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,12 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from onlinemap.setup.data import SYNTH_SIZE_ENV   # setup's and `data synth`'s default size: SxN
 from tests.conftest import REPO
 from tests.nightly.test_cron import FAKE as FAKE_CRONTAB
 
 pytestmark = pytest.mark.slow
 
 BENCH_SAMPLES = 205      # `bench --samples 200` + 5 warm-up
+SETUP_SYNTH_SIZE = (7, 30)               # 210 samples >= BENCH_SAMPLES
+DATA_SYNTH_SIZE = (2, 10)
 
 
 def everyday_lines(readme: Path = REPO / "README.md") -> list[str]:
@@ -94,22 +98,16 @@ def test_first_day_on_a_pod_runs_every_everyday_line(tmp_path):
                FAKE_CRONTAB_FILE=str(tmp_path / "table.txt"),
                PATH=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin))
 
-    # bench --samples 200 needs 205 samples: the synthetic set setup writes, once it is v1.0-mini-sized (~400);
-    # until then a set of that size stands in as NUSCENES_ROOT, which setup and every README line then use
-    from onlinemap.setup import data as setup_data
-
-    default_size = getattr(setup_data, "SYNTH_SCENES", 10) * getattr(setup_data, "SYNTH_SAMPLES", 40)
-    if default_size < BENCH_SAMPLES:
-        from onlinemap.data.synth import write_synthetic_nuscenes
-
-        big = tmp_path / "nuscenes-big"
-        write_synthetic_nuscenes(big, scenes=10, samples_per_scene=21, seed=0)
-        env["NUSCENES_ROOT"] = str(big)
-
+    # The synthetic sets are smaller than the default v1.0-mini size (10x40; writing one is the slowest step here,
+    # and the README writes two): setup's is just big enough for `bench --samples 200` (+5 warm-up), which every
+    # later line then uses; `data synth ~/nuscenes-synth` is read by no later line, so it gets a token size.
+    assert SETUP_SYNTH_SIZE[0] * SETUP_SYNTH_SIZE[1] >= BENCH_SAMPLES
+    env[SYNTH_SIZE_ENV] = "%dx%d" % SETUP_SYNTH_SIZE
     # cd /workspace && ./onlinemap/runpod_setup.sh  (from the folder that holds the clone)
     setup = _bash("./onlinemap/runpod_setup.sh", env, volume, timeout=1800)
     assert setup.returncode == 0, setup.stdout[-4000:] + setup.stderr[-4000:]
     assert "(dry run" not in setup.stdout and "reference: ok" in setup.stdout
+    assert "(%d scenes x %d samples)" % SETUP_SYNTH_SIZE in setup.stdout
     assert f"onlinemap home: {home}" in setup.stdout
     assert (home / "setup" / "smoke-reference.json").is_file()
     assert (user_home / ".local" / "share" / "jupyter" / "kernels" / "onlinemap-driver" / "kernel.json").is_file()
@@ -129,7 +127,7 @@ def test_first_day_on_a_pod_runs_every_everyday_line(tmp_path):
     for i, line in enumerate(lines):
         line = line.replace("/workspace/", f"{volume}/")
         script.append(f"{{ {line} ; }} > {logs}/{i}.out 2>&1 </dev/null; echo $? > {logs}/{i}.rc")
-    run = _bash("\n".join(script), env, volume, timeout=3600)
+    run = _bash("\n".join(script), {**env, SYNTH_SIZE_ENV: "%dx%d" % DATA_SYNTH_SIZE}, volume, timeout=3600)
     assert run.returncode == 0, run.stderr[-2000:]
     failed = []
     for i, line in enumerate(lines):
@@ -138,6 +136,8 @@ def test_first_day_on_a_pod_runs_every_everyday_line(tmp_path):
             failed.append(f"{line!r} exited {rc}:\n{(logs / f'{i}.out').read_text()[-2500:]}")
     assert not failed, "\n\n".join(failed)
     assert "onlinemap nightly" in (tmp_path / "table.txt").read_text()       # cron install really ran
+    written = json.loads((user_home / "nuscenes-synth" / "SYNTHETIC.json").read_text())   # data synth really wrote
+    assert written["complete"] and (written["scenes"], written["samples"]) == (DATA_SYNTH_SIZE[0], DATA_SYNTH_SIZE[0] * DATA_SYNTH_SIZE[1]), written
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,
                             capture_output=True, text=True, check=True)
     assert status.stdout == "", status.stdout                                 # nor after a day of use

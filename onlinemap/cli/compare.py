@@ -69,7 +69,8 @@ def compare(run_ids, latest, models, out, as_json, as_csv):
     \b
     onlinemap compare 20260101-1200 20260101-1300      run ids (unique prefixes are enough)
     onlinemap compare --latest --models all            the newest ok run of each model
-    Accuracy appears once `onlinemap eval` has written the run's metrics.json. Prints only;
+    Accuracy appears once `onlinemap eval` has written the run's metrics.json. A run whose driver
+    died shows as `crashed`, with figures computed from the samples it left on disk. Prints only;
     --out DIR also writes comparison_summary.json and comparison.csv (`onlinemap report`: a full report).
     """
     from onlinemap import api

@@ -33,7 +33,8 @@ def synth(directory, scenes, samples_per_scene, seed, openlane):
 
     DIRECTORY defaults to ONLINEMAP_HOME/data/nuscenes-synth, the dataroot run commands use when
     no --dataroot or NUSCENES_ROOT is given. `nuscenes.NuScenes("v1.0-mini", DIRECTORY)` loads it.
-    The default size is the real v1.0-mini's (10 scenes x 40 samples), with 1600x900 images, map
+    The default size is the real v1.0-mini's (10 scenes x 40 samples; ONLINEMAP_SYNTH_SIZE=SxN, as
+    for `onlinemap setup`, makes it S x N), with 1600x900 images, map
     expansion for all four locations and DIRECTORY/can_bus/. The content is random (seeded): use
     it to exercise the pipeline, never to judge accuracy.
 
@@ -67,10 +68,14 @@ def synth(directory, scenes, samples_per_scene, seed, openlane):
         click.echo(f"wrote {info['frames']} frames in {info['segments']} segments to {root} "
                    f"(OpenLane-V2 subset A, {info['collection']}.pkl)")
         return
+    from onlinemap.setup.data import synth_size
+
     root = Path(directory) if directory else paths.data_dir() / "nuscenes-synth"
+    if not (scenes and samples_per_scene):
+        default_scenes, default_samples = synth_size()    # ONLINEMAP_SYNTH_SIZE, as for setup's data stage
+        scenes, samples_per_scene = scenes or default_scenes, samples_per_scene or default_samples
     try:
-        info = write_synthetic_nuscenes(root, scenes=scenes or DEFAULT_SCENES,
-                                        samples_per_scene=samples_per_scene or DEFAULT_SAMPLES_PER_SCENE, seed=seed)
+        info = write_synthetic_nuscenes(root, scenes=scenes, samples_per_scene=samples_per_scene, seed=seed)
     except NotSyntheticError as exc:
         raise UsageError(str(exc), "pass an empty or new DIRECTORY (nothing in it was changed)") from None
     except ValueError as exc:

@@ -19,22 +19,11 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
-import importlib.util  # noqa: E402
+import runpy  # noqa: E402
 
-
-def _sibling(name):
-    key = "_onlinemap_harness_" + name
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(HERE, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-flat = _sibling("flat")
-loader = _sibling("loader")
+# the one bootstrap: loader.py by path (this folder stays off sys.path); it loads every other sibling
+loader = runpy.run_path(os.path.join(HERE, "loader.py"))["load_sibling"]("loader")
+flat = loader.load_sibling("flat")
 
 FORMATS = {"onnx": "model.onnx", "pt2": "model.pt2"}
 DEFAULT_OPSET = 17

@@ -13,21 +13,15 @@ import os
 import sys
 import time
 
-import importlib.util
+import runpy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def _sibling(name):
-    """A sibling harness module, loaded by path under a private name."""
-    spec = importlib.util.spec_from_file_location("_onlinemap_harness_" + name, os.path.join(HERE, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# the one bootstrap: loader.py by path (this folder stays off sys.path); it loads every other sibling
+loader = runpy.run_path(os.path.join(HERE, "loader.py"))["load_sibling"]("loader")
 
 
 def _index():
-    return _sibling("nuscenes_index")
+    return loader.load_sibling("nuscenes_index")
 
 
 def _find_samples(dataroot, version):
@@ -38,7 +32,7 @@ def _find_samples(dataroot, version):
         return version, {s["token"]: s for s in nusc.ordered_samples(dataroot, version)}, {}
     except nusc.NotNuScenes as exc:
         not_nusc = exc
-    olv2 = _sibling("openlane_index")
+    olv2 = loader.load_sibling("openlane_index")
     try:
         collection = olv2.detect_collection(dataroot, version)
     except olv2.NotOpenLane as exc:

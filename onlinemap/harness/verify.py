@@ -15,24 +15,13 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
-import importlib.util  # noqa: E402
+import runpy  # noqa: E402
 
-
-def _sibling(name):
-    key = "_onlinemap_harness_" + name
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, os.path.join(HERE, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-flat = _sibling("flat")
-loader = _sibling("loader")
-backends = _sibling("backends")
-export = _sibling("export")
+# the one bootstrap: loader.py by path (this folder stays off sys.path); it loads every other sibling
+loader = runpy.run_path(os.path.join(HERE, "loader.py"))["load_sibling"]("loader")
+flat = loader.load_sibling("flat")
+backends = loader.load_sibling("backends")
+export = loader.load_sibling("export")
 
 
 class _Stat(object):

@@ -22,21 +22,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # asv's trick: never let this folder shadow a model repo's modules.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE]
 
-import importlib.util  # noqa: E402
+import runpy  # noqa: E402
 
-
-def _sibling(name):
-    spec = importlib.util.spec_from_file_location("_onlinemap_harness_" + name, os.path.join(HERE, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-events = _sibling("events")
-timing = _sibling("timing")
-loader = _sibling("loader")
-stability = _sibling("stability")
+# the one bootstrap: loader.py by path (this folder stays off sys.path); it loads every other sibling
+loader = runpy.run_path(os.path.join(HERE, "loader.py"))["load_sibling"]("loader")
+events = loader.load_sibling("events")
+timing = loader.load_sibling("timing")
+stability = loader.load_sibling("stability")
 
 MB = 1024.0 * 1024.0
 
@@ -248,7 +240,7 @@ def run(job):
     forward, backend = adapter.forward, {"name": "torch"}
     if (job.get("backend") or {}).get("name", "torch") != "torch":   # an exported artifact (backends.py)
         try:
-            forward = _sibling("backends").ExportedForward(adapter, job["backend"]["name"],
+            forward = loader.load_sibling("backends").ExportedForward(adapter, job["backend"]["name"],
                                                            job["backend"]["export_dir"], device)
             backend = forward.describe()
         except Exception as exc:

@@ -149,10 +149,11 @@ def load_headline(run_dir: Path) -> dict | None:
 # --------------------------------------------------------------------------------------------- rows
 def comparison_row(run_dir: Path) -> dict:
     """One flat row for one run: identity, latency, the four memory numbers (+ reasons), accuracy, env, GPU."""
-    from onlinemap.runs.store import effective_status, load_run
+    from onlinemap.runs.store import effective_status, load_run, with_crash_summary
 
     run_dir = Path(run_dir)
-    rec = load_run(run_dir)
+    # a crashed run (its driver died before writing a summary) gets one computed from its files, as in `results`
+    rec = with_crash_summary(run_dir, load_run(run_dir))
     summ = rec.summary or {}
     fwd = (summ.get("latency_ms") or {}).get("forward") or {}
     mem = summ.get("memory") or {}

@@ -71,3 +71,19 @@ def test_explicit_tokens_keep_their_order_and_warm_up_on_them(synth_root):
     tokens = [s["token"] for s in json.loads((synth_root / "v1.0-mini" / "sample.json").read_text())[:3]][::-1]
     samples = select_samples(root, version, count=3, warmup=2, sample_tokens=tokens)
     assert [s["token"] for s in samples] == tokens[:2] + tokens
+
+
+def test_data_synth_default_size_follows_onlinemap_synth_size(tmp_path):
+    """`onlinemap data synth DIR` without --scenes/--samples-per-scene writes $ONLINEMAP_SYNTH_SIZE (as setup's
+    data stage does); an explicit option still wins, and a malformed value is one line, exit 2."""
+    from tests.conftest import run_cli
+
+    small = {"ONLINEMAP_SYNTH_SIZE": "1x3"}
+    run_cli("data", "synth", str(tmp_path / "a"), env=small, check=True)
+    marker = json.loads((tmp_path / "a" / "SYNTHETIC.json").read_text())
+    assert (marker["scenes"], marker["samples"]) == (1, 3)
+    run_cli("data", "synth", str(tmp_path / "b"), "--samples-per-scene", "2", env=small, check=True)
+    assert json.loads((tmp_path / "b" / "SYNTHETIC.json").read_text())["samples"] == 2
+    bad = run_cli("data", "synth", str(tmp_path / "c"), env={"ONLINEMAP_SYNTH_SIZE": "lots"})
+    assert bad.returncode == 2 and "ONLINEMAP_SYNTH_SIZE='lots'" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "c").exists()

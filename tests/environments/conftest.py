@@ -60,14 +60,14 @@ def fakeconda(tmp_path, monkeypatch, om_home) -> FakeConda:
 @pytest.fixture(scope="session")
 def conda_lock_python(tmp_path_factory) -> Path:
     """A venv holding the real conda-lock alone (as pipx would), so the driver's venv stays as users have it."""
+    from tests.venvs import build
+
     venv = tmp_path_factory.mktemp("conda-lock-venv")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", CONDA_LOCK],
-                          capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        pytest.skip(f"could not install {CONDA_LOCK} from PyPI: {proc.stderr.strip().splitlines()[-1:]}")
-    return py
+    try:
+        build(venv, [CONDA_LOCK], None, with_pip=True)      # pip too, as a pipx venv has it
+    except subprocess.CalledProcessError as exc:
+        pytest.skip(f"could not install {CONDA_LOCK} from PyPI: {(exc.stderr or '').strip().splitlines()[-1:]}")
+    return venv / "bin" / "python"
 
 
 @pytest.fixture(scope="session")

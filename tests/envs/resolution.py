@@ -37,6 +37,7 @@ from pathlib import Path
 import yaml
 
 from onlinemap.environments.lock_input import split_pip_section
+from tests.venvs import uv_binary  # noqa: F401  (re-exported: the resolver is the installer of tests/venvs.py)
 
 __all__ = ["OTHER_INDEX", "PackRequirements", "pack_requirements", "resolve", "Resolution", "pypi_reachable",
            "uv_binary", "other_index_pins"]
@@ -108,18 +109,6 @@ class Resolution:
     message: str            # uv's explanation (the conflict), one cause per line
     argv: list
     pinned: dict            # name -> version of the resolution (when ok)
-
-
-def uv_binary() -> str | None:
-    """The uv executable of the ``uv`` package (setup.py's test extras), None when it is not installed."""
-    try:
-        from uv import find_uv_bin
-    except ImportError:
-        return None
-    try:
-        return find_uv_bin()
-    except FileNotFoundError:
-        return None
 
 
 def pypi_reachable(timeout: float = 15.0) -> str | None:

@@ -97,31 +97,24 @@ def upstream(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def oracle_python() -> Path:
+def oracle_python():
     """Python of a venv for the upstream oracles (``.venv-oracle``, made once and cached): shapely
     1.8.5 as MapTR pins, scikit-image for VAD; everything else (numpy, torch, cv2, the devkit) is the
-    test venv's, through a .pth file, so the oracles see the very same versions of those."""
+    test venv's, through a .pth file, so the oracles see the very same versions of those. Built and
+    used under a file lock (``tests/venvs.py``): two sessions in one checkout do not race on it."""
     import subprocess
-    import sys
     import sysconfig
 
+    from tests.venvs import cached_venv
+
     venv = REPO / ".venv-oracle"
-    py = venv / "bin" / "python"
-    stamp = venv / ".oracle-requirements"
-    want = " ".join(ORACLE_REQUIREMENTS) + f" numpy=={_version('numpy')} scipy=={_version('scipy')}"
-    if not (py.is_file() and stamp.is_file() and stamp.read_text() == want):
-        try:
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
-            purelib = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     check=True, capture_output=True, text=True).stdout.strip()
-            Path(purelib, "zz_onlinemap_test_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-            subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *want.split()],
-                           check=True, capture_output=True, text=True, timeout=900)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-            detail = getattr(exc, "stderr", "") or str(exc)
-            pytest.skip(f"cannot build the oracle venv {venv} ({' '.join(ORACLE_REQUIREMENTS)}): {str(detail)[-300:]}")
-        stamp.write_text(want)
-    return py
+    want = [*ORACLE_REQUIREMENTS, f"numpy=={_version('numpy')}", f"scipy=={_version('scipy')}"]
+    try:
+        with cached_venv(venv, want, pth=sysconfig.get_paths()["purelib"]) as (py, _built):
+            yield py
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        pytest.skip(f"cannot build the oracle venv {venv} ({' '.join(ORACLE_REQUIREMENTS)}): {str(detail)[-300:]}")
 
 
 def _version(dist: str) -> str:

@@ -45,6 +45,7 @@ def _cases(rng, scene, n_plans=4):
     return cases
 
 
+@pytest.mark.timeout(1200)     # 8 oracle runs: 272 s at load ~12 (the 300 s default failed once)
 def test_planning_equals_vad_on_random_turning_scenes(upstream, oracle_python, vad_demo):
     rng = np.random.default_rng(19)
     totals = {"cases": 0, "collisions": 0}

@@ -69,3 +69,36 @@ def test_every_model_folder_has_an_adapter():
     for folder in (REPO / "envs").iterdir():
         if (folder / "model.toml").exists():
             assert (folder / "demo.py").exists(), folder
+
+
+def test_harness_modules_load_their_siblings_through_the_one_loader():
+    """One bootstrap (loader.load_sibling), not a private spec-loader per entry script: only loader.py
+    builds module specs; every other harness module gets its siblings from it."""
+    for path in HARNESS:
+        if path.name == "loader.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        assert not defined & {"_sibling", "load_file", "load_sibling"}, f"{path.name} defines its own loader"
+        attrs = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        assert not attrs & {"spec_from_file_location", "module_from_spec"}, f"{path.name} loads modules by itself"
+
+
+@pytest.mark.parametrize("name", ["worker", "export", "verify"])
+def test_an_entry_script_keeps_its_folder_off_sys_path(name, tmp_path):
+    """Run as a script (its folder first on sys.path, as ``python worker.py`` puts it), it takes its folder
+    off sys.path, and its siblings live only under private ``_onlinemap_harness_*`` names: a model repo's
+    own ``flat`` / ``loader`` / ``events`` modules keep theirs."""
+    import subprocess
+
+    script = REPO / "onlinemap" / "harness" / f"{name}.py"
+    probe = ("import runpy, sys\n"
+             "here = sys.argv[1]\n"
+             "sys.path.insert(0, here)\n"
+             f"runpy.run_path({str(script)!r})\n"
+             "print(sorted(k for k in sys.modules if k.startswith('_onlinemap_harness_')))\n"
+             "print([p for p in sys.path if p == here], [m for m in ('flat', 'loader', 'events') if m in sys.modules])\n")
+    out = subprocess.run([sys.executable, "-c", probe, str(script.parent)], capture_output=True, text=True,
+                         check=True, cwd=tmp_path).stdout.splitlines()
+    assert "_onlinemap_harness_loader" in out[0]
+    assert out[1] == "[] []"

@@ -1,8 +1,9 @@
-"""Report fixtures: real runs made once per module (reference twice, crashref once) and evaluated.
+"""Report fixtures: real runs made once per session (reference twice, crashref once) and evaluated.
 
 The runs go through the real registry, launcher and harness (``api.test`` with the host-kind
 reference model and the ``crashref`` test pack, which writes one box per sample), so the report
-code reads exactly the files a real run leaves behind.
+code reads exactly the files a real run leaves behind. The four report modules share them: a test that
+adds a run to this home removes it again (test_html's nightly copies, test_compare's broken run).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from tests.conftest import FIXTURES
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs_home(tmp_path_factory, synth_root) -> dict:
     """ONLINEMAP_HOME with 3 ok runs, all evaluated: {"home", "ref_old", "ref", "crash"} (run dirs)."""
     from onlinemap import api

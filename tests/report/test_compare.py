@@ -106,3 +106,36 @@ def test_eval_reports_a_run_that_cannot_be_evaluated(home_env, tmp_path):
         assert len(lines) == 2 and lines[0].endswith("error") and lines[1].endswith("ok")
     finally:
         shutil.rmtree(broken)
+
+
+def test_compare_of_a_crashed_run_shows_the_summary_from_disk(home_env, tmp_path, monkeypatch):
+    """A run whose driver died (run.json still `running`, no summary, the pid gone): `compare RUN_ID`
+    shows the figures computed from its samples on disk, as `results` does, and the status `crashed`."""
+    import shutil
+    import subprocess
+    import sys
+
+    from onlinemap.runs.store import driver_identity
+
+    home = tmp_path / "home"
+    crashed = home / "results" / home_env["ref"].name
+    shutil.copytree(home_env["ref"], crashed)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    record = json.loads((crashed / "run.json").read_text())
+    for key in ("summary", "exit_code", "finished"):    # what only a driver that finished writes
+        record.pop(key, None)
+    record.update(status="running", driver={**driver_identity(), "pid": dead.pid})
+    (crashed / "run.json").write_text(json.dumps(record))
+    monkeypatch.setenv("ONLINEMAP_HOME", str(home))
+
+    proc = run_cli("compare", crashed.name, "--json", check=True)
+    [row] = json.loads(proc.stdout)
+    assert row["status"] == "crashed"
+    assert row["measured"] == 3 and row["p50_ms"] is not None and row["fps"] > 0
+    assert row["host_rss_peak_mb"] is None and "driver died" in row["host_rss_peak_reason"]
+    listed = json.loads(run_cli("results", "--json", check=True).stdout)
+    assert [(r["status"], r["measured"], r["p50_ms"]) for r in listed] == [("crashed", 3, row["p50_ms"])]
+    table = run_cli("compare", crashed.name, check=True).stdout
+    assert "crashed" in table and "n/a (the driver died: its telemetry was lost)" in table
+    assert json.loads((crashed / "run.json").read_text())["status"] == "running"   # readers never rewrite it

@@ -12,10 +12,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.setup.conftest import REPO
 
+# Each test runs the whole script one to three times (torch imports, a real smoke run): on the shared 2 cores at
+# load ~12 one run took over 100 s and the 300 s default failed two of them. No test waits on these numbers:
+# they only bound a hang.
+pytestmark = pytest.mark.timeout(1800)
 
-def _run(args, env, timeout=180):
+
+def _run(args, env, timeout=600):
     return subprocess.run(["bash", str(REPO / "runpod_setup.sh"), *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=REPO, stdin=subprocess.DEVNULL)
 
