@@ -24,7 +24,7 @@ from onlinemap.errors import ResultsError
 from onlinemap.fileio import overwrite_json_in_place, read_json, write_json_atomic
 from onlinemap.runs.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
 
-__all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "iter_runs", "effective_status", "find_run",
+__all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "load_raw", "iter_runs", "effective_status", "find_run",
            "driver_identity", "with_crash_summary"]
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,11 @@ def save_run(run_dir: Path, record: RunRecord) -> None:
 
 def load_run(run_dir: Path) -> RunRecord:
     """Read a run.json; refuse a newer schema; raise ResultsError for a corrupt file."""
+    return RunRecord.from_dict(load_raw(run_dir))
+
+
+def load_raw(run_dir: Path) -> dict:
+    """The run.json of ``run_dir`` as a plain dict, upgraded and type-checked (what :func:`load_run` wraps)."""
     path = Path(run_dir) / RUN_FILE
     try:
         data = read_json(path)
@@ -98,7 +103,7 @@ def load_run(run_dir: Path) -> RunRecord:
     if wrong:
         raise ResultsError(f"{path}: not a valid run record ({'; '.join(wrong[:3])})",
                            "the file was edited or damaged; fix it or remove the run directory")
-    return RunRecord.from_dict(data)
+    return data
 
 
 def effective_status(record: RunRecord) -> str:
