@@ -113,32 +113,36 @@ def stop_run(proc: subprocess.Popen, worker_pid: int | None, grace_s: float = GR
     """Stop a launched run: the worker first, then a moment for the launcher, then the whole group.
 
     ``drain_pids``: processes of the run that finish by themselves once the worker is gone (the
-    harness's result writer, which writes what the worker handed it and exits): each gets up to
-    ``grace_s`` before the group is stopped, so that no finished sample is cut off.
+    harness's result writer, which writes what the worker handed it and exits): once the worker
+    and the launcher are gone, each gets up to ``grace_s`` before the group is stopped, so that no
+    finished sample is cut off. While the worker lives they are not waited for (they cannot end).
     """
-    if proc.poll() is None and worker_pid and worker_pid != proc.pid:
+    if proc.poll() is None and worker_pid and (worker_pid != proc.pid or drain_pids):
         try:
             in_group = os.getpgid(worker_pid) == proc.pid   # never signal a reused pid
         except (ProcessLookupError, PermissionError):
             in_group = False
         if in_group:
+            leader = proc if worker_pid == proc.pid else None   # a direct launch: the worker is the leader
             try:
                 os.kill(worker_pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
-            if not _wait_gone(worker_pid, grace_s):
+            if not _wait_gone(worker_pid, grace_s, leader):
                 try:
                     os.kill(worker_pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            _wait_gone(proc.pid, LAUNCHER_GRACE_S, proc)
-    for pid in drain_pids:
-        try:
-            ours = os.getpgid(pid) == proc.pid   # never wait on a reused pid
-        except (ProcessLookupError, PermissionError):
-            continue
-        if ours:
-            _wait_gone(pid, grace_s)
+            if leader is None:
+                _wait_gone(proc.pid, LAUNCHER_GRACE_S, proc)
+    if proc.poll() is not None:
+        for pid in drain_pids:
+            try:
+                ours = os.getpgid(pid) == proc.pid   # never wait on a reused pid
+            except (ProcessLookupError, PermissionError):
+                continue
+            if ours:
+                _wait_gone(pid, grace_s)
     kill_group(proc.pid, grace_s if proc.poll() is None else 0.5, proc)
 
 

@@ -176,9 +176,11 @@ def _update(root: Path, cache_name: str, with_samples: bool,
         if not members:
             continue
         stale = [n for n in members if old_keys.get(n) != keys[n] or n in running]
-        reused = [n for n in members if n not in set(stale) and n not in bad]
-        new_bad = {n: m for n, m in bad.items() if n in reused or (n in members and n not in stale)}
-        reused = [n for n in reused if n not in new_bad]
+        stale_set = set(stale)
+        member_set = set(members)
+        # a run that failed to read and did not change stays skipped (with its warning above)
+        new_bad = {n: m for n, m in bad.items() if n in member_set and n not in stale_set}
+        reused = [n for n in members if n not in stale_set and n not in new_bad]
         parts, new_running = {}, set()
         for name in sorted(stale, reverse=True):
             try:

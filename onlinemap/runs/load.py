@@ -17,15 +17,15 @@ _FIELDS = dataclasses.fields(rs.RunRecord)
 __all__ = ["flatten", "record_row", "raw_row", "load_runs_frame", "load_samples_frame"]
 
 
-def flatten(data: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay as values."""
-    out = {}
+def flatten(data: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay as values. Written into one dict (no per-level copies)."""
+    if out is None:
+        out = {}
     for key, value in data.items():
-        name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
+            flatten(value, f"{prefix}{key}.", out)
         else:
-            out[name] = value
+            out[f"{prefix}{key}"] = value
     return out
 
 
