@@ -138,16 +138,26 @@ def with_crash_summary(run_dir: Path, record: RunRecord) -> RunRecord:
     return record
 
 
+def _run_names(root: Path) -> list[str]:
+    """The names in the results folder that may be runs, newest first (names sort by time).
+
+    Names only (``os.listdir``, no stat): at 100k runs a listing that stats or sorts DirEntry
+    objects costs more than reading the newest 30 runs (``onlinemap results``).
+    """
+    try:
+        names = [n for n in os.listdir(root) if not n.startswith(".")]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    names.sort(reverse=True)
+    return names
+
+
 def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tuple[Path, RunRecord]]:
     """(run_dir, record) for each readable run, newest first; unreadable runs are skipped with a warning."""
     root = Path(root) if root else paths.results_dir()
-    if not root.is_dir():
-        return
-    entries = [e for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")]
-    entries.sort(key=lambda e: e.name, reverse=True)
-    for entry in entries:
-        run_dir = Path(entry.path)
-        if not (run_dir / RUN_FILE).exists():
+    for name in _run_names(root):
+        run_dir = root / name
+        if not os.path.isfile(os.path.join(root, name, RUN_FILE)):   # also skips plain files
             continue
         try:
             record = load_run(run_dir)
@@ -160,11 +170,8 @@ def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tu
 
 
 def count_run_dirs(root: Path | None = None) -> int:
-    """How many run folders there are (names only: no run.json is read)."""
-    root = Path(root) if root else paths.results_dir()
-    if not root.is_dir():
-        return 0
-    return sum(1 for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    """How many entries of the results folder may be runs (names only: nothing is read or stat'ed)."""
+    return len(_run_names(Path(root) if root else paths.results_dir()))
 
 
 def find_run(run_id: str, root: Path | None = None) -> Path:
