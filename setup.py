@@ -40,6 +40,7 @@ setup(
         "pillow>=9",
         "jsonschema>=4.17",
         "fastjsonschema>=2.16",    # 30x faster prediction checks; jsonschema still words the errors
+        "msgspec>=0.18",           # parses + checks prediction lines in one pass while a run streams (runs/fastcheck.py)
         "tqdm>=4.64",
         "pyyaml>=6",
         "packaging>=22",           # wheel tags when rewriting --find-links pins for conda-lock

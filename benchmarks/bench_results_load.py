@@ -2,20 +2,25 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_results_load.py [--runs 10000] [--samples-per-run 50] [--repeat 3] [--json]
+    python benchmarks/bench_results_load.py [--runs 100000] [--samples-per-run 50] [--repeat 3]
+        [--tree DIR] [--json]
 
 It writes ``--runs`` synthetic run folders (a realistic run.json copied from a template with its
 ids, model, timestamps and figures varied, and ``--samples-per-run`` lines of samples.jsonl each)
-into a temporary results folder, then times, each in a fresh interpreter so nothing is warm in
-memory (the page cache is warm after the first read, as it is on a pod):
+into a results folder, then times, each in a fresh interpreter so nothing is warm in memory (the
+page cache is warm after the first read, as it is on a pod), with the child's peak RSS:
 
-* ``uncached``: the plain reader (``load_runs_frame(cache=False)``), what every call cost before;
+* ``plain``: ``json.load`` of every run.json + ``pd.json_normalize`` (the bar the first load must
+  meet: the simplest reader anyone would write; samples: ``json.loads`` of every line + DataFrame);
+* ``uncached``: our reader without a cache (``load_runs_frame(cache=False)``);
 * ``cold``: the first cached load (reads everything and writes ``.cache/``);
-* ``cached``: a load with nothing changed (the target: under 2 s for runs *and* samples);
-* ``one new run``: a load after one run folder was added (incremental update).
+* ``cached``: a load with nothing changed (target: under 2 s);
+* ``+1 run``: a load after one run folder was added (incremental update; target <= 1.2x cached);
+* ``onlinemap results``: the whole CLI command (interpreter start included; target under 1 s).
 
-Rows cover ``om.results()`` (runs) and ``om.results(samples=True)`` (samples). The target from
-issue 7 is the cached figure: 10,000 runs + 500,000 sample rows in under 2 s each.
+Generating 100,000 runs takes minutes: ``--tree DIR`` keeps the generated history in ``DIR``
+(reused when its marker matches the arguments; delete it afterwards), otherwise a temporary
+folder is used and removed.
 """
 from __future__ import annotations
 
@@ -108,18 +113,86 @@ def write_history(root: Path, runs: int, samples_per_run: int, seed: int = 0) ->
         (d / "samples.jsonl").write_text("\n".join(lines) + "\n")
 
 
-def _time_load(root: Path, samples: bool, cache: bool) -> tuple[float, int]:
-    """Seconds for one load in a fresh interpreter (imports excluded), and the row count."""
-    code = (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); import pandas\n"
-        "from onlinemap.runs.load import load_runs_frame, load_samples_frame\n"
-        "from pathlib import Path\n"
-        "f = load_samples_frame if sys.argv[3] == '1' else load_runs_frame\n"
-        "t = time.perf_counter(); df = f(Path(sys.argv[2]), cache=sys.argv[4] == '1')\n"
-        "print(time.perf_counter() - t, len(df))\n")
-    out = subprocess.run([sys.executable, "-c", code, str(REPO), str(root), "1" if samples else "0",
-                          "1" if cache else "0"], capture_output=True, text=True, check=True).stdout.split()
-    return float(out[0]), int(out[1])
+_LOAD = """
+import sys, time; sys.path.insert(0, sys.argv[1]); import pandas
+from pathlib import Path
+root, what, how = Path(sys.argv[2]), sys.argv[3], sys.argv[4]
+if how == "plain":
+    import json, os
+    t = time.perf_counter()
+    names = sorted((e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")), reverse=True)
+    if what == "runs":
+        recs = []
+        for n in names:
+            with open(os.path.join(root, n, "run.json")) as fh:
+                recs.append(json.load(fh))
+        df = pandas.json_normalize(recs)
+    else:
+        rows = []
+        for n in names:
+            with open(os.path.join(root, n, "samples.jsonl")) as fh:
+                rows.extend(json.loads(line) for line in fh if line.strip())
+        df = pandas.DataFrame(rows)
+else:
+    from onlinemap.runs.load import load_runs_frame, load_samples_frame
+    f = load_samples_frame if what == "samples" else load_runs_frame
+    t = time.perf_counter(); df = f(root, cache=how == "cache")
+print(time.perf_counter() - t, len(df))
+"""
+
+
+def _child(cmd: list[str], env: dict | None = None) -> tuple[str, float, float]:
+    """Run ``cmd``; (stdout, wall seconds, peak RSS MiB of that child, from wait4's rusage)."""
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=REPO)
+        out = proc.stdout.read()
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.stdout.close()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+    return out.decode(), wall, ru.ru_maxrss / 1024.0   # Linux: KiB
+
+
+def _time_load(root: Path, what: str, how: str) -> tuple[float, int, float]:
+    """Seconds for one load in a fresh interpreter (imports excluded), the row count, peak RSS (MiB)."""
+    out, _wall, rss = _child([sys.executable, "-c", _LOAD, str(REPO), str(root), what, how])
+    secs, rows = out.split()[-2:]
+    return float(secs), int(rows), rss
+
+
+def _time_cli(root: Path, limit: int = 30) -> float:
+    """Wall seconds of ``onlinemap results`` (interpreter start, imports and printing included)."""
+    env = dict(os.environ, ONLINEMAP_RESULTS=str(root), PYTHONPATH=str(REPO))
+    _out, wall, _ = _child([sys.executable, "-m", "onlinemap", "results", "--limit", str(limit)], env)
+    return wall
+
+
+_MARKER = ".bench-history.json"
+
+
+def _history(tree: Path | None, runs: int, samples_per_run: int) -> tuple[Path, float, bool]:
+    """The results folder to measure: ``tree`` reused when its marker matches, else (re)generated."""
+    want = {"runs": runs, "samples_per_run": samples_per_run, "seed": 0, "generator": 2}
+    if tree is None:
+        root = Path(tempfile.mkdtemp(prefix="onlinemap-bench-results-")) / "results"
+    else:
+        root = tree / "results"
+        try:
+            if json.loads((tree / _MARKER).read_text()) == want:
+                shutil.rmtree(root / ".cache", ignore_errors=True)
+                return root, 0.0, True
+        except (OSError, ValueError):
+            pass
+        shutil.rmtree(root, ignore_errors=True)
+    t = time.perf_counter()
+    write_history(root, runs, samples_per_run)
+    if tree is not None:
+        (tree / _MARKER).write_text(json.dumps(want))
+    return root, time.perf_counter() - t, False
 
 
 def main() -> None:
@@ -127,47 +200,58 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--samples-per-run", type=int, default=50)
     ap.add_argument("--repeat", type=int, default=3, help="cached loads to time (the median is reported)")
-    ap.add_argument("--skip-uncached", action="store_true", help="skip the plain reader (slow on big histories)")
+    ap.add_argument("--skip-uncached", action="store_true", help="skip the plain readers (slow on big histories)")
+    ap.add_argument("--frames", nargs="+", choices=("runs", "samples"), default=["runs", "samples"])
+    ap.add_argument("--tree", type=Path, default=None,
+                    help="keep the generated history here and reuse it next time (delete it afterwards)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="onlinemap-bench-results-"))
-    root = tmp / "results"
+    root, write_s, reused = _history(args.tree, args.runs, args.samples_per_run)
     try:
-        t = time.perf_counter()
-        write_history(root, args.runs, args.samples_per_run)
-        write_s = time.perf_counter() - t
+        with open("/proc/loadavg") as fh:
+            load = " ".join(fh.read().split()[:3])
         rows = {}
-        for samples in (False, True):
-            what = "samples" if samples else "runs"
+        for what in args.frames:
             r = {}
             if not args.skip_uncached:
-                r["uncached_s"], r["rows"] = _time_load(root, samples, cache=False)
-            r["cold_s"], r["rows"] = _time_load(root, samples, cache=True)
-            cached = sorted(_time_load(root, samples, cache=True)[0] for _ in range(args.repeat))
-            r["cached_s"] = cached[len(cached) // 2]
+                r["plain_s"], r["rows"], r["plain_rss_mb"] = _time_load(root, what, "plain")
+                r["uncached_s"], r["rows"], r["uncached_rss_mb"] = _time_load(root, what, "nocache")
+            r["cold_s"], r["rows"], r["cold_rss_mb"] = _time_load(root, what, "cache")
+            cached = sorted(_time_load(root, what, "cache")[::2] for _ in range(args.repeat))
+            r["cached_s"], r["cached_rss_mb"] = cached[len(cached) // 2]
             extra = root / "29991231-000000-reference-ffffff"
             shutil.copytree(next(p for p in root.iterdir() if not p.name.startswith(".")), extra)
             run = json.loads((extra / "run.json").read_text())
             run["run_id"] = extra.name
             (extra / "run.json").write_text(json.dumps(run))
-            r["one_new_run_s"], _ = _time_load(root, samples, cache=True)
+            r["one_new_run_s"], _, r["one_new_run_rss_mb"] = _time_load(root, what, "cache")
             shutil.rmtree(extra)
-            _time_load(root, samples, cache=True)  # back to the plain history for the next row
+            _time_load(root, what, "cache")  # back to the plain history for the next row
             rows[what] = r
+        cli_s = sorted(_time_cli(root) for _ in range(args.repeat))[args.repeat // 2]
         report = {"runs": args.runs, "samples_per_run": args.samples_per_run, "write_history_s": round(write_s, 1),
-                  "cpu": os.cpu_count(), "results": rows}
+                  "history_reused": reused, "cpu": os.cpu_count(), "load_average": load, "results": rows,
+                  "cli_results_s": cli_s}
         if args.json:
             print(json.dumps(report, indent=2))
         else:
-            print(f"history: {args.runs} runs x {args.samples_per_run} samples (written in {write_s:.0f} s)")
-            print(f"{'frame':8} {'rows':>8} {'uncached':>9} {'cold':>7} {'cached':>7} {'+1 run':>7}")
+            print(f"history: {args.runs} runs x {args.samples_per_run} samples "
+                  f"({'reused' if reused else f'written in {write_s:.0f} s'}); load average {load}; "
+                  f"{os.cpu_count()} CPUs")
+            print(f"{'frame':8} {'rows':>8} {'plain':>16} {'uncached':>16} {'cold':>16} {'cached':>16} "
+                  f"{'+1 run':>16}   (seconds / peak RSS MiB)")
             for what, r in rows.items():
-                unc = f"{r['uncached_s']:.2f}s" if "uncached_s" in r else "-"
-                print(f"{what:8} {r['rows']:>8} {unc:>9} {r['cold_s']:>6.2f}s {r['cached_s']:>6.2f}s "
-                      f"{r['one_new_run_s']:>6.2f}s")
+                def cell(k):
+                    return f"{r[k + '_s']:.2f}s/{r[k + '_rss_mb']:.0f}" if k + "_s" in r else "-"
+                print(f"{what:8} {r['rows']:>8} {cell('plain'):>16} {cell('uncached'):>16} {cell('cold'):>16} "
+                      f"{cell('cached'):>16} {cell('one_new_run'):>16}")
+            print(f"onlinemap results (--limit 30, whole command): {cli_s:.2f}s")
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.tree is None:
+            shutil.rmtree(root.parent, ignore_errors=True)
+        else:
+            shutil.rmtree(root / ".cache", ignore_errors=True)
 
 
 if __name__ == "__main__":

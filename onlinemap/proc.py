@@ -108,24 +108,41 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
-def stop_run(proc: subprocess.Popen, worker_pid: int | None, grace_s: float = GRACE_S) -> None:
-    """Stop a launched run: the worker first, then a moment for the launcher, then the whole group."""
-    if proc.poll() is None and worker_pid and worker_pid != proc.pid:
+def stop_run(proc: subprocess.Popen, worker_pid: int | None, grace_s: float = GRACE_S,
+             drain_pids: Sequence[int] = ()) -> None:
+    """Stop a launched run: the worker first, then a moment for the launcher, then the whole group.
+
+    ``drain_pids``: processes of the run that finish by themselves once the worker is gone (the
+    harness's result writer, which writes what the worker handed it and exits): once the worker
+    and the launcher are gone, each gets up to ``grace_s`` before the group is stopped, so that no
+    finished sample is cut off. While the worker lives they are not waited for (they cannot end).
+    """
+    if proc.poll() is None and worker_pid and (worker_pid != proc.pid or drain_pids):
         try:
             in_group = os.getpgid(worker_pid) == proc.pid   # never signal a reused pid
         except (ProcessLookupError, PermissionError):
             in_group = False
         if in_group:
+            leader = proc if worker_pid == proc.pid else None   # a direct launch: the worker is the leader
             try:
                 os.kill(worker_pid, signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
-            if not _wait_gone(worker_pid, grace_s):
+            if not _wait_gone(worker_pid, grace_s, leader):
                 try:
                     os.kill(worker_pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            _wait_gone(proc.pid, LAUNCHER_GRACE_S, proc)
+            if leader is None:
+                _wait_gone(proc.pid, LAUNCHER_GRACE_S, proc)
+    if proc.poll() is not None:
+        for pid in drain_pids:
+            try:
+                ours = os.getpgid(pid) == proc.pid   # never wait on a reused pid
+            except (ProcessLookupError, PermissionError):
+                continue
+            if ours:
+                _wait_gone(pid, grace_s)
     kill_group(proc.pid, grace_s if proc.poll() is None else 0.5, proc)
 
 
@@ -193,6 +210,7 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
                    inactivity_s: float | None = None, activity_paths: Sequence[Path] = (),
                    start_marker: Path | None = None, launch_timeout_s: float | None = None,
                    worker_pid: Callable[[], int | None] | None = None,
+                   drain_pids: Callable[[], Sequence[int]] | None = None,
                    on_start: Callable[[int], None] | None = None, on_tick: Callable[[], object] | None = None,
                    grace_s: float = GRACE_S) -> ProcessOutcome:
     """Run ``argv`` to completion under supervision and say how it ended.
@@ -202,7 +220,8 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
     events file) that clock starts only once the file is non-empty, i.e. at the worker's first
     event: the launcher's own start-up (``conda run`` starts conda three times) is not inactivity;
     until then ``launch_timeout_s`` applies instead (timeout ``"launch"``). ``worker_pid()`` names
-    the model process once known, so that it is stopped before its launcher. ``on_start(pid)``
+    the model process once known, so that it is stopped before its launcher; ``drain_pids()`` the
+    processes given time to finish writing before the group is stopped (:func:`stop_run`). ``on_start(pid)``
     runs right after the launch (telemetry starts there); ``on_tick()`` every ~50 ms (progress
     bars, live files): a truthy return means it read something new from the child, which counts
     as activity (``activity_paths`` are then not stat'ed that tick). Ctrl-C, SIGTERM and SIGHUP
@@ -282,7 +301,13 @@ def run_supervised(argv: Sequence[str], *, env: dict[str, str] | None = None, cw
                     wpid = worker_pid()
                 except Exception:  # noqa: BLE001 - a broken callback must not leave the group running
                     wpid = None
-            stop_run(proc, wpid, grace_s)
+            drain = ()
+            if drain_pids is not None:
+                try:
+                    drain = tuple(drain_pids())
+                except Exception:  # noqa: BLE001 - as worker_pid: never leave the group running
+                    drain = ()
+            stop_run(proc, wpid, grace_s, drain)
             try:
                 reader.join(timeout=2.0)
             except NameError:

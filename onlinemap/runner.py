@@ -141,10 +141,12 @@ class _SampleFollower:
     :meth:`close` when the run is over.
     """
 
-    def __init__(self, path: Path, on_sample: Callable[[dict], None] | None):
+    def __init__(self, path: Path, on_sample: Callable[[dict], None] | None,
+                 on_line: Callable[[bytes], None] | None = None):
         self.path = path
         self.count = 0
         self.on_sample = on_sample
+        self.on_line = on_line      # raw lines, not parsed here (the prediction check parses them itself)
         self._fh = None
         self._partial = b""
 
@@ -164,6 +166,12 @@ class _SampleFollower:
             self._partial = data
             return len(chunk)
         self._partial = data[end + 1:]
+        if self.on_line is not None:
+            for line in data[:end].splitlines():
+                if line.strip():
+                    self.count += 1
+                    self.on_line(line)
+            return len(chunk)
         import json
 
         for line in data[:end].splitlines():
@@ -275,14 +283,18 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     from onlinemap.runs.summary import PredictionCheck
 
     checker = PredictionCheck()        # validated as they arrive: the summary is ready at exit
-    predictions = _SampleFollower(files[rs.PREDICTIONS_FILE], checker.feed)
+    predictions = _SampleFollower(files[rs.PREDICTIONS_FILE], None, on_line=checker.feed_line)
     worker = {}
 
     def on_event(event: dict) -> None:
         if event.get("event") == ev.STARTED and event.get("pid") and "pid" not in worker:
             worker["pid"] = int(event["pid"])
+            if event.get("writer_pid"):
+                # the harness's result writer: waited for at the end (it drains its pipe), and not
+                # the model, so kept out of the host figures as the launcher is
+                worker["writer_pid"] = int(event["writer_pid"])
             if sampler is not None:
-                sampler.track(worker["pid"])   # measure the model, not its launcher (conda run, bash)
+                sampler.track(worker["pid"], exclude=worker.get("writer_pid"))   # the model, not its launcher
 
     lifecycle = _SampleFollower(files[rs.EVENTS_FILE], on_event)
 
@@ -294,6 +306,10 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     def worker_pid() -> int | None:
         lifecycle.poll()   # the started event may have landed since the last tick
         return worker.get("pid")
+
+    def drain_pids() -> list[int]:
+        lifecycle.poll()
+        return [worker["writer_pid"]] if "writer_pid" in worker else []
 
     argv = env.launch_argv(WORKER_PATH, str(files[rs.JOB_FILE]))
     # host / direct launches exec the worker itself: measure it from the first tick, not from its
@@ -309,7 +325,7 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
             timeout_s=settings.timeout_s, inactivity_s=settings.inactivity_s,
             activity_paths=(files[rs.SAMPLES_FILE], files[rs.EVENTS_FILE]),
             start_marker=files[rs.EVENTS_FILE], launch_timeout_s=settings.launch_timeout_s,
-            worker_pid=worker_pid,
+            worker_pid=worker_pid, drain_pids=drain_pids,
             on_start=(lambda pid: sampler.start(root_pid=pid if launches_worker else None)) if sampler else None,
             on_tick=on_tick)
     finally:

@@ -4,7 +4,9 @@ The harness writes three files the driver names in the job file:
   events.jsonl       lifecycle: started, env, loaded, memory, finished, error
   samples.jsonl      one line per sample (warm-up flagged), appended and flushed as it happens
   predictions.jsonl  one standard prediction per sample, same order as samples.jsonl
-Files, not pipes: a crash or a killed driver keeps every finished line on disk.
+Files, not pipes: a crash or a killed driver keeps every finished line on disk. The last two are
+written by the result writer process (writer.py), which the worker hands each sample to; events
+are written by the worker itself (JsonlWriter below).
 """
 import json
 import os

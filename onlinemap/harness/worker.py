@@ -29,6 +29,7 @@ loader = runpy.run_path(os.path.join(HERE, "loader.py"))["load_sibling"]("loader
 events = loader.load_sibling("events")
 timing = loader.load_sibling("timing")
 stability = loader.load_sibling("stability")
+writer = loader.load_sibling("writer")
 
 MB = 1024.0 * 1024.0
 
@@ -196,10 +197,40 @@ class StopRule(object):
         return None
 
 
+def _close_quietly(out):
+    try:
+        out.close()
+    except writer.WriteFailed:
+        pass
+
+
+def _write_failed(report, job, out, ev, fail):
+    """The writer process could not write a sample (NaN, disk full): the run fails at the write stage."""
+    _close_quietly(out)
+    index = report.get("index")
+    samples = job["samples"]
+    token = samples[index]["token"] if isinstance(index, int) and 0 <= index < len(samples) else None
+    exc = _Reported(report.get("type") or "OSError", report.get("message") or "")
+    return fail(events.STAGE_WRITE, exc, index=index, sample_token=token)
+
+
+def _Reported(type_name, message):
+    """An exception named as the writer process reported it (its type name is what the record shows)."""
+    return type(str(type_name), (Exception,), {})(message)
+
+
 def run(job):
     ev = events.JsonlWriter(job["events"])
+    try:
+        # the result writer process (JSON is encoded there, off the sample loop); started first so
+        # that its interpreter start-up overlaps the model's import and load
+        out = writer.Client(job["predictions"], job["samples_out"])
+    except OSError as exc:
+        out = None
+        writer_error = exc
     ev.write({"event": events.STARTED, "pid": os.getpid(), "python": sys.version.split()[0],
-              "protocol": events.PROTOCOL_VERSION, "t": time.time()})
+              "protocol": events.PROTOCOL_VERSION, "writer_pid": out.proc.pid if out is not None else None,
+              "t": time.time()})
     settings = job["settings"]
     device = settings.get("device") or "cpu"
     stop = threading.Event()
@@ -217,6 +248,8 @@ def run(job):
         _say(tb if tb else "onlinemap worker: %s failed: %s\n" % (stage, exc))
         return events.EXIT_ERROR
 
+    if out is None:
+        return fail(events.STAGE_WRITE, writer_error)
     t0 = time.perf_counter()
     if str(device).startswith("cuda"):
         try:
@@ -253,9 +286,10 @@ def run(job):
     ev.write(_env_record(device))
     ev.write({"event": events.LOADED, "import_s": round(t1 - t0, 4), "load_s": round(t2 - t1, 4),
               "model_alloc_mb": model_alloc, "backend": backend, "t": time.time()})
-
-    samples_out = events.JsonlWriter(job["samples_out"])
-    preds_out = events.JsonlWriter(job["predictions"])
+    try:
+        out.touch()            # both result files exist once the model is loaded, as readers expect
+    except OSError as exc:
+        return fail(events.STAGE_WRITE, exc)
     warmup = int(job.get("warmup") or 0)
     measured = 0
     measured_since = None
@@ -294,24 +328,31 @@ def run(job):
             pred = adapter.convert(raw, sample)
             d = time.perf_counter()
         except Exception as exc:
-            samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
-                                   "warmup": is_warmup, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc),
-                                   "t": time.time()})
+            try:
+                out.row({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
+                         "warmup": is_warmup, "ok": False, "error": "%s: %s" % (type(exc).__name__, exc),
+                         "t": time.time()})
+                out.close()
+            except writer.WriteFailed:
+                pass
             ev.write(_memory_record(device, peaks_reset))
             return fail(events.STAGE_SAMPLE, exc, index=index, sample_token=sample["token"])
         # the prediction goes first: a sample line promises that its prediction is on disk
         try:
             w0 = time.perf_counter()
-            preds_out.write(pred)
+            out.prediction(pred)
             write_ms = (time.perf_counter() - w0) * 1000.0
-            samples_out.write({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
-                               "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
-                               "forward_ms": round(forward_ms, 4),
-                               "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
-                               "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
-                               "write_ms": round(write_ms, 4), "t": time.time()})
+            out.row({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
+                     "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
+                     "forward_ms": round(forward_ms, 4),
+                     "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
+                     "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
+                     "write_ms": round(write_ms, 4), "t": time.time()})
+        except writer.WriteFailed as exc:
+            return _write_failed(exc.report, job, out, ev, fail)
         except (OSError, TypeError, ValueError) as exc:
-            # disk full, or a prediction that is not JSON-serialisable
+            # a prediction that is not JSON-serialisable, encoded here (marshal could not take it)
+            _close_quietly(out)
             return fail(events.STAGE_WRITE, exc, index=index, sample_token=sample["token"])
         if not is_warmup:
             measured += 1
@@ -320,6 +361,10 @@ def run(job):
             if reason is not None:
                 stop_reason = reason
                 break
+    try:
+        out.close()            # every sample on disk before the finished event
+    except writer.WriteFailed as exc:
+        return _write_failed(exc.report, job, out, ev, fail)
     ev.write(_memory_record(device, peaks_reset))
     close = getattr(adapter, "close", None)
     if callable(close):

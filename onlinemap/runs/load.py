@@ -14,18 +14,18 @@ if TYPE_CHECKING:
 
 _FIELDS = dataclasses.fields(rs.RunRecord)
 
-__all__ = ["flatten", "record_row", "load_runs_frame", "load_samples_frame"]
+__all__ = ["flatten", "record_row", "raw_row", "load_runs_frame", "load_samples_frame"]
 
 
-def flatten(data: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay as values."""
-    out = {}
+def flatten(data: dict, prefix: str = "", out: dict | None = None) -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay as values. Written into one dict (no per-level copies)."""
+    if out is None:
+        out = {}
     for key, value in data.items():
-        name = f"{prefix}{key}"
         if isinstance(value, dict) and value:
-            out.update(flatten(value, name + "."))
+            flatten(value, f"{prefix}{key}.", out)
         else:
-            out[name] = value
+            out[f"{prefix}{key}"] = value
     return out
 
 
@@ -37,6 +37,39 @@ def record_row(rec: "rs.RunRecord") -> dict:
     are the same; ``flatten`` builds new dicts and never changes the record.
     """
     return flatten({f.name: getattr(rec, f.name) for f in _FIELDS})
+
+
+def _defaults() -> dict:
+    out = {}
+    for f in _FIELDS:
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = lambda v=f.default: v
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory
+    return out
+
+
+_DEFAULTS = _defaults()
+
+
+def raw_row(run_dir: Path) -> tuple[dict, bool]:
+    """(the flat row of ``run_dir``'s run, whether it is ``running``), flattened from the raw dict.
+
+    The upgraded, type-checked dict of run.json is flattened directly (no RunRecord, no
+    ``dataclasses.asdict`` copies): the same keys and values as :func:`record_row` of the loaded
+    record, missing fields given their defaults. A ``running`` record goes the long way, since
+    its status (``crashed``?) and summary are computed from the live process and the files.
+    """
+    from onlinemap.runs.store import load_raw, with_crash_summary
+
+    data = load_raw(run_dir)
+    if data.get("status", "running") == "running":
+        rec = with_crash_summary(run_dir, rs.RunRecord.from_dict(data))
+        row = record_row(rec)
+        row["status"] = effective_status(rec)
+        return row, True
+    row = flatten({f.name: (data[f.name] if f.name in data else _DEFAULTS[f.name]()) for f in _FIELDS})
+    return row, False
 
 
 def load_runs_frame(root: Path | None = None, *, model: str | None = None, cache: bool = True) -> "pandas.DataFrame":

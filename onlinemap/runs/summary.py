@@ -11,6 +11,7 @@ from pathlib import Path
 from onlinemap.fileio import iter_jsonl
 from onlinemap.harness import events as ev
 from onlinemap.runs import schema as rs
+from onlinemap.runs.fastcheck import fast_token
 
 __all__ = ["summarize_run", "summary_from_disk", "PredictionCheck", "TIMED_FIELDS", "CRASHED_NOTE"]
 
@@ -34,6 +35,21 @@ class PredictionCheck:
         self.valid = self.invalid = 0
         self.first_error: str | None = None
         self.seen: list = []
+
+    def feed_line(self, line: bytes) -> None:
+        """One raw line of predictions.jsonl: the msgspec fast path (runs/fastcheck.py), else parse + check."""
+        token = fast_token(line)
+        if token is not None:
+            self.seen.append(token)
+            self.valid += 1
+            return
+        import json
+
+        try:
+            pred = json.loads(line)
+        except ValueError:
+            return                               # as iter_jsonl: a line that does not parse is skipped
+        self.feed(pred)
 
     def feed(self, pred) -> None:
         if not isinstance(pred, dict):

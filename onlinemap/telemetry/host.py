@@ -73,11 +73,12 @@ class ProcessTreeTracker:
     """Peak RSS and CPU time of the process tree under ``root_pid``; call :meth:`sample` often.
 
     ``refresh_every``: after the first ``YOUNG_SAMPLES`` samples, re-read the tree's membership
-    every N-th sample only. Not thread-safe: one thread samples (the telemetry sampler's), others
+    every N-th sample only. ``exclude``: pids whose subtrees are not counted (the harness's result
+    writer is the worker's child but not the model). Not thread-safe: one thread samples (the telemetry sampler's), others
     read the results after.
     """
 
-    def __init__(self, root_pid: int, refresh_every: int = DEFAULT_REFRESH_EVERY):
+    def __init__(self, root_pid: int, refresh_every: int = DEFAULT_REFRESH_EVERY, exclude=()):
         import psutil
 
         if int(refresh_every) < 1:
@@ -94,6 +95,7 @@ class ProcessTreeTracker:
         self._calls = 0
         self._kernel_lists = _proc_children_supported()
         self._procs: dict = {}   # pid -> psutil.Process, the known members
+        self._exclude = {int(p) for p in exclude}   # subtrees that are not the model's
         try:
             self._root = psutil.Process(self.root_pid)
             self._root.create_time()  # cached: later calls detect pid reuse
@@ -101,6 +103,14 @@ class ProcessTreeTracker:
         except (psutil.NoSuchProcess, psutil.AccessDenied) as exc:
             self._root = None
             self.reason = f"root process {self.root_pid} not readable: {type(exc).__name__}"
+
+    def exclude(self, pid: int) -> None:
+        """Leave ``pid`` (and its children) out from now on, and forget what was read from it."""
+        pid = int(pid)
+        self._exclude.add(pid)
+        self._procs.pop(pid, None)
+        for key in [k for k in self._cpu_by_proc if k[0] == pid]:
+            self._cpu_by_proc.pop(key, None)
 
     @property
     def cpu_time_s(self) -> float | None:
@@ -121,7 +131,13 @@ class ProcessTreeTracker:
             return
         if not self._kernel_lists:
             try:
-                found = {p.pid: p for p in root.children(recursive=True)}
+                kids = root.children(recursive=True)
+                found = {p.pid: p for p in kids}
+                for p in kids:     # an excluded pid takes its descendants with it
+                    if p.pid in self._exclude:
+                        found.pop(p.pid, None)
+                        for q in p.children(recursive=True):
+                            found.pop(q.pid, None)
             except psutil.Error:
                 found = {}
             found[root.pid] = root
@@ -132,7 +148,7 @@ class ProcessTreeTracker:
         while todo:
             pid = todo.pop()
             for kid in _children(pid) or ():
-                if kid in procs:
+                if kid in procs or kid in self._exclude:
                     continue
                 known = self._procs.get(kid)
                 try:

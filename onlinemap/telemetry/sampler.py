@@ -298,17 +298,23 @@ class TelemetrySampler:
                                             daemon=True)
             self._thread.start()
 
-    def track(self, root_pid: int) -> None:
-        """Root the host tree (and the pids matched against NVML) at ``root_pid`` from now on."""
+    def track(self, root_pid: int, exclude: int | None = None) -> None:
+        """Root the host tree (and the pids matched against NVML) at ``root_pid`` from now on.
+
+        ``exclude``: a child that is not the model (the harness's result writer) is left out of
+        the tree, with its own children.
+        """
         with self._lock:
             if self._host is not None and self._host.root_pid == int(root_pid):
+                if exclude is not None:
+                    self._host.exclude(exclude)
                 return
             try:
                 from onlinemap.telemetry.host import ProcessTreeTracker
             except ImportError:
                 self._host_reason = "psutil not installed"
                 return
-            tracker = ProcessTreeTracker(root_pid)
+            tracker = ProcessTreeTracker(root_pid, exclude=() if exclude is None else (exclude,))
             tracker.sample()   # one reading now: a short-lived worker may be gone by the next tick
             self._tree_pids = frozenset({int(root_pid)})
             self._host = tracker   # one assignment: the sampler thread sees the old or the new tree

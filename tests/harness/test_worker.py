@@ -158,3 +158,17 @@ def test_worker_behind_a_launcher_stops_when_the_driver_is_killed_and_its_stderr
         time.sleep(0.02)
     assert gone(), "the worker outlived its SIGKILLed driver"
     assert len(read_jsonl(tmp_path / "samples.jsonl")) < 30
+
+
+def test_results_are_written_by_a_writer_process_that_drains_after_the_worker_dies(tmp_path, synth_root):
+    """JSON is encoded by a second process (off the sample loop); a worker that dies mid-run
+    (os._exit) still has every sample it handed over written, predictions before their lines."""
+    job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "crashref" / "demo.py", 8, count=6, warmup=0)
+    proc = run_worker(job, {"ONLINEMAP_TEST_CRASH_AT": "4"})    # run() returns once the writer closed stderr
+    assert proc.returncode == 9
+    started = read_jsonl(tmp_path / "events.jsonl")[0]
+    assert started["event"] == "started" and started["writer_pid"] not in (None, started["pid"])
+    samples = read_jsonl(tmp_path / "samples.jsonl")
+    preds = read_jsonl(tmp_path / "predictions.jsonl")
+    assert len(samples) == 4 and [p["sample_token"] for p in preds] == [s["sample_token"] for s in samples]
+    assert all(0 <= s["write_ms"] for s in samples)

@@ -1,4 +1,5 @@
-"""The results cache: same frames as the plain reader, invalidated on change, corrupt cache rebuilt."""
+"""The results cache: same frames as the plain reader, invalidated on change, corrupt pieces rebuilt,
+one new run rewrites one piece (run with 5 runs a piece, so that 24 runs make several)."""
 from __future__ import annotations
 
 import json
@@ -10,11 +11,21 @@ import sys
 import pandas as pd
 import pytest
 
+from onlinemap.runs import cache as cache_mod
 from onlinemap.runs.cache import CACHE_DIR, RUNS_CACHE, SAMPLES_CACHE
 from onlinemap.runs.load import load_runs_frame, load_samples_frame
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "benchmarks"))
 from bench_results_load import write_history  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def small_pieces(monkeypatch):
+    monkeypatch.setattr(cache_mod, "PIECE_RUNS", 5)
+
+
+def _pieces(root, which=RUNS_CACHE):
+    return {p.name: p.stat().st_mtime_ns for p in (root / CACHE_DIR / which).iterdir()}
 
 
 @pytest.fixture
@@ -79,16 +90,49 @@ def test_cache_follows_changes_new_and_removed_runs(root):
 def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(root, caplog):
     expected = load_runs_frame(root, cache=False)
     load_runs_frame(root)
-    cache = root / CACHE_DIR / RUNS_CACHE
-    cache.write_bytes(b"\x80\x05garbage")
+    pieces = sorted((root / CACHE_DIR / RUNS_CACHE).iterdir())
+    assert len(pieces) == 5                              # 24 runs, 5 a piece
+    pieces[2].write_bytes(b"\x80\x05garbage")
     _same(load_runs_frame(root), expected)
-    assert "unreadable results cache" in caplog.text
+    assert "unreadable results cache piece" in caplog.text
     import pickle
 
-    cache.write_bytes(pickle.dumps({"stamp": ("other",), "frame": None}))
+    pieces[1].write_bytes(pickle.dumps({"stamp": ("other",), "frame": None}))
+    pieces[3].write_bytes(b"")                           # truncated to nothing
     _same(load_runs_frame(root), expected)
-    with open(cache, "rb") as fh:
-        assert pickle.load(fh)["stamp"] != ("other",)        # rewritten in our format
+    for piece in pieces[1:4]:
+        with open(piece, "rb") as fh:
+            assert pickle.load(fh)["stamp"] == cache_mod._stamp()   # rewritten in our format
+
+
+def test_one_new_run_rewrites_only_the_newest_piece(root):
+    load_runs_frame(root)
+    load_samples_frame(root)
+    before, before_s = _pieces(root), _pieces(root, SAMPLES_CACHE)
+    newest = sorted(p for p in root.iterdir() if not p.name.startswith("."))[-1]
+    new = root / "29990101-000000-PETR-aaaaaa"
+    new.mkdir()
+    rec = json.loads((newest / "run.json").read_text())
+    (new / "run.json").write_text(json.dumps(dict(rec, run_id=new.name, model="PETR")))
+    (new / "samples.jsonl").write_text((newest / "samples.jsonl").read_text())
+    _same(load_runs_frame(root), load_runs_frame(root, cache=False))
+    _same(load_samples_frame(root), load_samples_frame(root, cache=False))
+    for old, now in ((before, _pieces(root)), (before_s, _pieces(root, SAMPLES_CACHE))):
+        changed = {n for n in now if old.get(n) != now[n]}
+        assert changed == {max(old)} and set(now) == set(old)   # the newest piece, and nothing else
+
+
+def test_a_piece_that_grows_is_split(root):
+    load_runs_frame(root)
+    newest = sorted(p for p in root.iterdir() if not p.name.startswith("."))[-1]
+    rec = json.loads((newest / "run.json").read_text())
+    for i in range(12):
+        d = root / f"29990101-{i:06d}-PETR-aaaaaa"
+        d.mkdir()
+        (d / "run.json").write_text(json.dumps(dict(rec, run_id=d.name)))
+    _same(load_runs_frame(root), load_runs_frame(root, cache=False))
+    assert len(_pieces(root)) > 5 and all(
+        len(cache_mod._read_piece(p)["keys"]) <= 10 for p in (root / CACHE_DIR / RUNS_CACHE).iterdir())
 
 
 def test_running_runs_are_always_reread(root):

@@ -140,3 +140,24 @@ def test_membership_follows_the_tree_not_the_machine(tmp_path, monkeypatch):
         assert seen[-1] == 2 and tracker.refreshes == refreshes + 1   # one refresh in 3 samples
     finally:
         kill(proc)
+
+
+def test_an_excluded_child_is_left_out_of_the_tree(tmp_path):
+    """The harness's result writer is the worker's child but not the model: not in its RSS or CPU."""
+    proc, ready = start(tmp_path, ALLOC_TREE)
+    try:
+        wait_for(ready.exists, timeout=10)
+        grandchild = next(iter(psutil.Process(proc.pid).children()))
+        both = ProcessTreeTracker(proc.pid).sample()
+        tracker = ProcessTreeTracker(proc.pid, exclude=(grandchild.pid,))
+        alone = tracker.sample()
+        late = ProcessTreeTracker(proc.pid)
+        late.sample()
+        late.exclude(grandchild.pid)      # told after a first look (the started event comes later)
+        after = late.sample()
+    finally:
+        kill(proc)
+    assert both.pids == {proc.pid, grandchild.pid}
+    assert alone.pids == after.pids == {proc.pid}
+    assert alone.rss_bytes < both.rss_bytes - (90 << 20)
+    assert late.result()["rss_peak_bytes"] >= both.rss_bytes - (10 << 20)   # the first look is kept as read

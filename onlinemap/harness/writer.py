@@ -1,0 +1,254 @@
+"""The result writer: a second process that turns the worker's samples into JSONL lines on disk.
+
+Why a process: encoding a prediction as JSON is mostly float formatting (``float.__repr__``),
+about 0.4 ms of CPU for a 7.5 KB prediction here, which the worker's sample loop would otherwise
+pay between two forwards (it was nearly all of the harness's per-sample overhead, issue 16). The
+worker hands each sample to this process as a ``marshal`` record through a pipe (~20 us:
+``marshal`` only copies the core types' bytes; it is the same interpreter at both ends, so the
+format always matches) and goes on; this process encodes and appends. A thread would not do: the
+C JSON encoder holds the GIL for the whole prediction, so it would delay the forward's own clock.
+
+Guarantees kept: the prediction of a sample is on disk before its samples line (a samples line
+still promises its prediction); every record the worker handed over is written even when the
+worker is killed (its pipe end closes, this process drains what is left and exits; SIGTERM and
+SIGINT are ignored so a group stop does not cut the drain short, SIGKILL still does). Records
+that arrive together are written with one ``write`` per file and flushed at once (no timer: a
+line is never held back). The first failure (a NaN that is not JSON, a full disk) is reported to
+the worker on stdout as one JSON line ``{"index", "type", "message"}``; nothing
+after it is written (the worker then fails the run at the write stage, as before).
+
+Frames on stdin: 4-byte little-endian length, one kind byte, payload. ``P``: marshal of a
+prediction; ``J``: a prediction the worker encoded itself (UTF-8 JSON; when marshal cannot take an
+object, e.g. a numpy float, which json's encoder does take); ``S``: marshal of a samples row. Each
+sample sends its prediction (if any) and then its row. The failure report's ``index`` is the
+number of rows written before it, i.e. the failing sample's index in the run. Standard library
+only, Python 3.7 syntax.
+"""
+import json
+import marshal
+import os
+import select
+import signal
+import struct
+import sys
+
+HEADER = struct.Struct("<IB")
+KIND_PRED = ord("P")
+KIND_JSON = ord("J")
+KIND_ROW = ord("S")
+
+
+def encode(obj):
+    """The one JSON encoding of a result line (the worker uses it too, for its fallback)."""
+    # allow_nan=False: NaN/inf are not JSON; a model emitting them fails loudly instead of writing a broken file
+    return json.dumps(obj, default=str, allow_nan=False, separators=(",", ":"))
+
+
+def frames(buf):
+    """Split complete frames off ``buf``; return (list of (kind, payload), rest)."""
+    out = []
+    pos = 0
+    n = len(buf)
+    while n - pos >= HEADER.size:
+        size, kind = HEADER.unpack_from(buf, pos)
+        end = pos + HEADER.size + size
+        if end > n:
+            break
+        out.append((kind, bytes(buf[pos + HEADER.size:end])))
+        pos = end
+    return out, buf[pos:]
+
+
+def _report(out, index, exc):
+    try:
+        out.write(json.dumps({"index": index, "type": type(exc).__name__, "message": str(exc)[:2000]}) + "\n")
+        out.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _read(source, parent):
+    """The next bytes from ``source``; b"" at EOF, or once ``parent`` is gone and nothing is left.
+
+    A process the worker forked (a data loader) may hold the pipe's write end open after the
+    worker died: the parent check stops the wait then, instead of EOF that never comes.
+    """
+    while True:
+        ready, _, _ = select.select([source], [], [], 1.0)
+        if ready:
+            return os.read(source, 1 << 20)
+        if parent is not None and os.getppid() != parent:
+            return b""
+
+
+def run(preds_path, samples_path, source, out, parent=None):
+    """Copy frames from ``source`` (a binary fd) into the two files until EOF; 0, or 1 after a failure."""
+    preds = samples = None     # opened at the first record: the worker creates them once loaded
+    buf = b""
+    rows = 0                   # samples lines written so far
+    failed = False
+    try:
+        while True:
+            chunk = _read(source, parent)
+            if not chunk:
+                break
+            if failed:
+                continue           # keep reading so the worker never blocks on a full pipe
+            got, buf = frames(buf + chunk)
+            pred_text, sample_text = [], []
+            try:
+                for kind, payload in got:
+                    if kind == KIND_ROW:
+                        sample_text.append(encode(marshal.loads(payload)) + "\n")
+                    elif kind == KIND_JSON:
+                        pred_text.append(payload.decode("utf-8") + "\n")
+                    else:
+                        pred_text.append(encode(marshal.loads(payload)) + "\n")
+            except (TypeError, ValueError) as exc:   # not JSON (NaN, a key type json refuses)
+                failed = True
+                _report(out, rows + len(sample_text), exc)
+            try:
+                if preds is None and (pred_text or sample_text):
+                    preds, samples = open(preds_path, "a"), open(samples_path, "a")
+                # predictions first: a samples line promises that its prediction is on disk
+                if pred_text:
+                    preds.write("".join(pred_text))
+                    preds.flush()
+                if sample_text:
+                    samples.write("".join(sample_text))
+                    samples.flush()
+                rows += len(sample_text)
+            except (OSError, ValueError) as exc:     # disk full
+                if not failed:
+                    failed = True
+                    _report(out, rows, exc)
+    finally:
+        for fh in (preds, samples):
+            try:
+                if fh is not None:
+                    fh.close()
+            except OSError:
+                pass
+    return 1 if failed else 0
+
+
+F_SETPIPE_SZ = 1031     # Linux fcntl: a 1 MiB pipe holds a few large predictions if this process lags
+
+
+class WriteFailed(Exception):
+    """The writer could not write a sample (``report``: index, type, message); the run fails at the write stage."""
+
+    def __init__(self, report):
+        Exception.__init__(self, report.get("message"))
+        self.report = report
+
+
+class Client(object):
+    """The worker's end: starts the writer process and hands it each sample (:meth:`prediction`, :meth:`row`).
+
+    :meth:`touch` creates both files (readers wait on them). Raises :class:`WriteFailed` from
+    any call once the writer has reported a failure; :meth:`close` waits for everything handed
+    over to be on disk.
+    """
+
+    def __init__(self, preds_path, samples_path):
+        import subprocess
+
+        self.paths = (preds_path, samples_path)
+        # -I -S: no user site, no site-packages: marshal and json are all it needs, and it starts fast
+        self.proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), preds_path, samples_path],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self._fd = self.proc.stdin.fileno()
+        self._report_fd = self.proc.stdout.fileno()
+        os.set_blocking(self._report_fd, False)
+        try:
+            import fcntl
+
+            fcntl.fcntl(self._fd, F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, OSError):
+            pass               # the default 64 KiB pipe still works, with less slack
+        self._report = b""
+        self.failure = None
+        self.closed = False
+
+    def touch(self):
+        """Create both files now (readers take samples.jsonl appearing as "the model is loaded")."""
+        for path in self.paths:
+            open(path, "a").close()
+
+    def _send(self, kind, payload):
+        data = HEADER.pack(len(payload), kind) + payload
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except (BrokenPipeError, OSError):
+            self._check(wait=True)
+            raise WriteFailed(self.failure or {"type": "OSError", "message": "the result writer died"})
+
+    def prediction(self, pred):
+        """Hand one prediction over; the prediction's own JSON errors (NaN) raise ValueError here or later."""
+        try:
+            payload, kind = marshal.dumps(pred), KIND_PRED
+        except ValueError:     # an object marshal does not take (numpy float, OrderedDict): encode it here
+            payload, kind = encode(pred).encode("utf-8"), KIND_JSON
+        self._send(kind, payload)
+
+    def row(self, row):
+        self._send(KIND_ROW, marshal.dumps(row))
+        self._check()
+
+    def _check(self, wait=False):
+        if self.failure is None and not self.proc.stdout.closed:
+            try:
+                while True:
+                    chunk = os.read(self._report_fd, 65536)
+                    if not chunk:
+                        break
+                    self._report += chunk
+            except BlockingIOError:
+                pass
+            if wait and not self._report and self.proc.poll() is None:
+                self.proc.wait()
+                return self._check()
+            line = self._report.split(b"\n", 1)[0]
+            if line.strip():
+                try:
+                    self.failure = json.loads(line.decode("utf-8", "replace"))
+                except ValueError:
+                    self.failure = {"type": "OSError", "message": line.decode("utf-8", "replace")}
+        if self.failure is not None:
+            raise WriteFailed(self.failure)
+
+    def close(self):
+        """Stop handing over; wait until the writer has written everything (raises WriteFailed after a failure)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        code = self.proc.wait()
+        os.set_blocking(self._report_fd, True)
+        self._report += self.proc.stdout.read()
+        self.proc.stdout.close()
+        if code != 0 and not self._report.strip():
+            self._report = json.dumps({"type": "OSError", "index": None,
+                                       "message": "the result writer exited with code %s" % code}).encode()
+        line = self._report.split(b"\n", 1)[0]
+        if self.failure is None and line.strip():
+            self.failure = json.loads(line.decode("utf-8", "replace"))
+        if self.failure is not None:
+            raise WriteFailed(self.failure)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)   # drain to EOF; the worker's end closing is the stop signal
+    return run(argv[0], argv[1], sys.stdin.fileno(), sys.stdout, parent=os.getppid())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
