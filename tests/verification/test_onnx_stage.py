@@ -50,3 +50,44 @@ def test_a_script_that_dies_without_a_result_is_a_failed_outcome_not_a_lane_cras
     assert result["status"] == "failed" and result["stage"] == "process", result
     assert "exited 139" in result["reason"] and "Segmentation fault in onnx" in result["reason"]
     assert result["stub_calls"] == [] and isinstance(result["seconds"], float)
+
+
+def _graphs_module():
+    import importlib.util
+
+    path = lane.INENV / "onnx_graphs.py"
+    spec = importlib.util.spec_from_file_location("_test_onnx_graphs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("stack", sorted({lane.rec.MODERN, lane.rec.PAPER}))
+def test_every_specs_onnx_graph_exists(stack):
+    """A spec naming a graph onnx_graphs.py lacks would only show as a KeyError at the end of a lane run."""
+    graphs = _graphs_module().GRAPHS
+    for model in lane.rec.spec_models(lane.ROOT, stack):
+        name = (lane.spec_of(model, stack).get("onnx") or {}).get("graph")
+        assert name is None or name in graphs, f"{model} ({stack}): [onnx] graph {name!r} is not in onnx_graphs.GRAPHS"
+
+
+def test_the_topomlp_graph_is_simple_forward_on_the_prepared_inputs_its_tensors_only():
+    """TopoMLP's graph: the repo's simple_forward on prepare()'s img / img_metas; the metas it returns stay out."""
+    import torch
+
+    calls = []
+
+    class Detector(torch.nn.Module):
+        def simple_forward(self, img, img_metas):
+            calls.append((img, img_metas))
+            return {"all_lc_preds_list": img.sum(dim=(2, 3, 4)), "all_lcte_preds_list": img.mean().view(1),
+                    "lc_img_metas": [{"img_shape": (2, 2, None)}], "te_img_metas": [{"scale_factor": None}]}
+
+    class Adapter:
+        model = Detector()
+
+    img = torch.ones(1, 7, 3, 2, 2)
+    metas = [{"pad_shape": [(2, 2, 3)]}]
+    out = _graphs_module().GRAPHS["topomlp"](Adapter(), {"img": img, "img_metas": metas})
+    assert sorted(out) == ["all_lc_preds_list", "all_lcte_preds_list"]
+    assert calls[0][1] is metas and torch.equal(calls[0][0], img) and calls[0][0] is not img

@@ -1,74 +1,19 @@
-"""TopoMLP in the real-code lane: its CPU spec is the modern GPU variant's pins, and the driver's topology checks bite.
+"""TopoMLP in the real-code lane: it applies the modern variant's patch files, and the driver's topology checks bite.
 
-Why. The lane is only evidence for the modern variant if it installs the same Python-level pins; the spec lists
-the few substitutions a CPU cannot avoid ([substitutions]), and everything else must stay equal. The topology
+Why. The lane is only evidence for the modern variant if it runs the same code: its pins are held to the
+variant's by tests/verification/test_pins.py (the shared [[substitutions]] format), its patches here. The topology
 checks (verification/checks.py) are what stands between a frame or unit bug and a passing record: they must
 fail on lanes in the wrong units, boxes in the resized input's pixels and malformed matrices.
 """
 import json
-import re
-import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 
 from onlinemap.registry.spec import load_model_spec
 from verification import checks
 
 ROOT = Path(__file__).resolve().parents[2]
-_PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^;\s#]+)$")
-
-
-def _canon(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _pins(lines) -> dict[str, str]:
-    out = {}
-    for line in lines:
-        m = _PIN.match(line.replace(" ", ""))
-        if m:
-            out[_canon(m.group(1))] = m.group(2)
-    return out
-
-
-def variant_pins(model: str, variant: str = "modern") -> tuple[str, dict[str, str]]:
-    """(python, name -> version) of a variant: its pip section, its [[wheels]] and its [ops] pip installs."""
-    spec = load_model_spec(ROOT / "envs" / model, variant)
-    doc = yaml.safe_load(spec.environment_file.read_text())
-    deps = doc["dependencies"]
-    python = next(d.split("=", 1)[1] for d in deps if isinstance(d, str) and d.startswith("python="))
-    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
-    pins = _pins(p for p in pip if not p.startswith("-"))
-    pins.update({_canon(w.package): w.version for w in spec.wheels})
-    for argv in spec.ops.build:
-        if "pip" in argv and "install" in argv:
-            pins.update(_pins(a for a in argv[argv.index("install") + 1:] if not a.startswith("-")))
-    return python, pins
-
-
-def lane_pins(model: str) -> tuple[dict, dict[str, str]]:
-    spec = tomllib.loads((ROOT / "verification" / "models" / f"{model}.toml").read_text())
-    env = spec["env"]
-    return spec, _pins(env["first"] + env.get("build_tools", []) + env["requirements"] + env.get("no_deps", []))
-
-
-def test_topomlp_lane_spec_installs_the_modern_variants_pins_but_the_listed_substitutions():
-    python, want = variant_pins("TopoMLP")
-    spec, have = lane_pins("TopoMLP")
-    assert spec["env"]["python"] == python
-    subs = spec.get("substitutions") or {}
-    assert subs, "the spec lists its substitutions with why"
-    for pin, why in subs.items():
-        name, version = pin.split("==")
-        replacement = why.split(":", 1)[0].strip()
-        assert ":" in why and why.split(":", 1)[1].strip(), f"{pin}: say why"
-        assert want.pop(_canon(name)) == version, f"{pin} is not the variant's pin"
-        rname, rversion = replacement.split("==")
-        want[_canon(rname)] = rversion
-    assert have == want, {"only in the lane": sorted(set(have.items()) - set(want.items())),
-                          "only in the variant": sorted(set(want.items()) - set(have.items()))}
 
 
 def test_the_variant_applies_the_same_modern_patch_files_the_lane_vouches_for():

@@ -102,4 +102,15 @@ def vad(adapter, inputs, state=None):
     return out
 
 
-GRAPHS = {"petr": petr, "streampetr": streampetr, "maptr": maptr, "vad": vad}
+def topomlp(adapter, inputs, state=None):
+    """TopoMLP.forward_test up to its decoding: the repo's own ``simple_forward`` (backbone + neck + lane,
+    traffic-element and lane-lane / lane-TE topology heads), every tensor it returns; not temporal.
+
+    forward_test then keeps the lanes with sigmoid(score) > 0 (a data-dependent index) and decodes with
+    get_bboxes / get_topology: both stay outside the graph. ``lc_img_metas``/``te_img_metas`` are its non-tensors."""
+    model = _model(adapter)
+    img = inputs["img"].clone()
+    return _head_tensors(model.simple_forward(img, inputs["img_metas"]))
+
+
+GRAPHS = {"petr": petr, "streampetr": streampetr, "maptr": maptr, "vad": vad, "topomlp": topomlp}
