@@ -18,7 +18,7 @@ import math
 import os
 import sys
 
-from taps import load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
+from taps import load_predictions, load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 TOL_M = 1e-3
 
@@ -89,12 +89,7 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
                                       os.path.join(dataroot, "nuscenes_map_anns_val.json"))
     index = {info["token"]: i for i, info in enumerate(dataset.data_infos)}
     taps = load_taps(tap_dir)
-    preds = {}
-    with open(predictions) as fh:
-        for line in fh:
-            if line.strip():
-                p = json.loads(line)
-                preds[p["sample_token"]] = p
+    preds = load_predictions(predictions)
     pc = cfg.point_cloud_range
     half_x, half_y = (pc[3] - pc[0]) / 2.0, (pc[4] - pc[1]) / 2.0
     reach = math.hypot(half_x, half_y) + 2.0   # the patch's corner distance from the LiDAR, plus lidar2ego

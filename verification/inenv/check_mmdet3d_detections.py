@@ -15,7 +15,7 @@ import os
 import sys
 import tempfile
 
-from taps import load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
+from taps import load_predictions, load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 TOL_M = 1e-4      # float32 network output through two rigid transforms: agreement is ~1e-7 m
 TOL_RAD = 1e-5
@@ -91,12 +91,7 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
     dataset = _dataset(repo, config, dataroot, info_file)
     by_token = {info["token"]: info for info in dataset.data_infos}
     taps = load_taps(tap_dir)
-    preds = {}
-    with open(predictions) as fh:
-        for line in fh:
-            if line.strip():
-                p = json.loads(line)
-                preds[p["sample_token"]] = p
+    preds = load_predictions(predictions)
     tokens = [t["sample"]["token"] for t in taps]
     dataset.data_infos = [by_token[t] for t in tokens]
     results = []

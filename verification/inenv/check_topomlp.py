@@ -24,12 +24,13 @@ venv). Four checks, each with its max differences:
 tapped frames' identifiers, so one tapped frame is formatted at a time.
 """
 import base64
-import glob
 import importlib.util
 import json
 import os
 import sys
 import types
+
+from taps import load_predictions, load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 TOL_M = 1e-3          # GT lanes through the conversion vs the synthetic centerline
 TOL_EXACT = 1e-5      # float32 arithmetic on both sides
@@ -209,7 +210,6 @@ def gt_check(dataset, cfg, demo, repo, dataroot, options):
 
 
 def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
-    import torch
     from mmcv import Config
     from mmcv.utils import import_modules_from_strings
 
@@ -231,13 +231,8 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
     cfg.data.test.collection = info_file[:-len(".pkl")] if info_file.endswith(".pkl") else info_file
     dataset = build_dataset(cfg.data.test)
     identifiers = {demo.frame_id(k): k for k in dataset.data_infos}
-    taps = [torch.load(p, weights_only=False) for p in sorted(glob.glob(os.path.join(tap_dir, "*.pt")))]
-    preds = {}
-    with open(predictions) as fh:
-        for line in fh:
-            if line.strip():
-                p = json.loads(line)
-                preds[p["sample_token"]] = p
+    taps = load_taps(tap_dir)
+    preds = load_predictions(predictions)
     everything = {"max_lanes": 0, "max_traffic_elements": 0, "pack_matrices_above": None}
 
     full_diff, worker_diff = {}, {}

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_maptr_polylines import divider_check  # noqa: E402
 from check_mmdet3d_detections import compare_boxes  # noqa: E402
 
-from taps import load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
+from taps import load_predictions, load_taps  # verification/inenv/taps.py (this script's folder is on sys.path)
 
 MAX_PLAN_REACH_M = 60.0   # 3 s at 20 m/s
 
@@ -65,12 +65,7 @@ def main(repo, config, dataroot, info_file, tap_dir, predictions, out):
     adapter = demo.Adapter(settings)
     adapter.load()
     dataset = adapter.dataset
-    preds = {}
-    with open(predictions) as fh:
-        for line in fh:
-            if line.strip():
-                p = json.loads(line)
-                preds[p["sample_token"]] = p
+    preds = load_predictions(predictions)
     tokens = [t["sample"]["token"] for t in taps]
     index = {info["token"]: i for i, info in enumerate(dataset.data_infos)}
     infos = list(dataset.data_infos)
