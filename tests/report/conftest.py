@@ -16,7 +16,9 @@ from tests.conftest import FIXTURES
 
 @pytest.fixture(scope="session")
 def runs_home(tmp_path_factory, synth_root) -> dict:
-    """ONLINEMAP_HOME with 3 ok runs, all evaluated: {"home", "ref_old", "ref", "crash"} (run dirs)."""
+    """ONLINEMAP_HOME with 3 ok runs, all evaluated: {"home", "ref_old", "ref", "crash"} (run dirs).
+
+    The environment is set only while the runs are made; tests get it from ``home_env``."""
     from onlinemap import api
     from onlinemap.evaluation.run import evaluate_run
 
@@ -33,9 +35,9 @@ def runs_home(tmp_path_factory, synth_root) -> dict:
             assert outcome.status == "ok", outcome
             evaluate_run(Path(outcome.run_dir))
             dirs[key] = Path(outcome.run_dir)
-        yield {"home": home, **dirs}
     finally:
-        mp.undo()
+        mp.undo()   # before the yield: a session fixture's env would otherwise leak into every later test module
+    return {"home": home, **dirs}
 
 
 @pytest.fixture
