@@ -208,17 +208,11 @@ def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | Non
         return 0
     markers = Path(handle.prefix) / OPS_MARKER_DIR
     markers.mkdir(exist_ok=True)
-    extra = {"TORCH_CUDA_ARCH_LIST": torch_cuda_arch_list(spec, gpu), "FORCE_CUDA": "1"}
-    cuda_home = find_cuda_home(Path(handle.prefix))
-    if cuda_home:
-        extra["CUDA_HOME"] = cuda_home
-    if jobs:
-        extra["MAX_JOBS"] = str(jobs)
-    env = env_child_env(handle.prefix, extra)
+    env, cuda_home, arch = _build_env(spec, handle, gpu, jobs)
     from onlinemap.environments.toolchain import check_toolchain
 
     check_toolchain(spec, handle, env=env, cuda_home=cuda_home, log_path=log_path, progress=progress)
-    _clean_stale_builds(spec, repo, extra["TORCH_CUDA_ARCH_LIST"], progress)
+    _clean_stale_builds(spec, repo, arch, progress)
     ran = 0
     for i, argv in enumerate(spec.ops.build, 1):
         if argv[0] != "git":
@@ -232,14 +226,14 @@ def build_ops(spec: ModelSpec, handle: EnvHandle, repo: Path, *, gpu: dict | Non
         if _keep_side_clone(spec, i, repo, progress):
             marker.write_text(json.dumps({"argv": argv, "kept": True}) + "\n")
             continue
-        progress(f"[{spec.name}] ops {i}/{len(spec.ops.build)}: {label} (TORCH_CUDA_ARCH_LIST={extra['TORCH_CUDA_ARCH_LIST']})")
+        progress(f"[{spec.name}] ops {i}/{len(spec.ops.build)}: {label} (TORCH_CUDA_ARCH_LIST={arch})")
         full = [handle.python if a == "python" and j == 0 else a for j, a in enumerate(argv)]
         run_step(f"ops build {i}/{len(spec.ops.build)}", [*run_prefix_argv(handle), *full], model=spec.name,
                  log_path=log_path, env=env, cwd=repo, echo=echo)
         marker.write_text(json.dumps({"argv": argv, "commit": spec.repo.commit if spec.repo else None}) + "\n")
         ran += 1
     patch_now()
-    (repo / OPS_ARCH_FILE).write_text(extra["TORCH_CUDA_ARCH_LIST"] + "\n")
+    (repo / OPS_ARCH_FILE).write_text(arch + "\n")
     return ran
 
 
@@ -322,14 +316,7 @@ def _install_wheels(spec: ModelSpec, handle: EnvHandle, gpu: dict | None, log_pa
     """Each ``[[wheels]]`` entry from the built-wheel cache (built and cached first when missing)."""
     from onlinemap.environments.wheelcache import ensure_wheel
 
-    arch = torch_cuda_arch_list(spec, gpu)
-    extra = {"TORCH_CUDA_ARCH_LIST": arch, "FORCE_CUDA": "1"}
-    cuda_home = find_cuda_home(Path(handle.prefix))
-    if cuda_home:
-        extra["CUDA_HOME"] = cuda_home
-    if jobs:
-        extra["MAX_JOBS"] = str(jobs)
-    env = env_child_env(handle.prefix, extra)
+    env, _, arch = _build_env(spec, handle, gpu, jobs)
     return [ensure_wheel(w, handle, spec.folder.parent, arch_list=arch, log_path=log_path, env=env, progress=say,
                          echo=echo).to_dict() for w in spec.wheels]
 
@@ -538,3 +525,16 @@ def create_env(spec: ModelSpec, *, manager: str | None = None, force: bool = Fal
         path = ensure_weights(spec, progress=say)
         result.weights = str(path) if path else None
     return result
+
+
+def _build_env(spec, handle, gpu, jobs):
+    """(environment, CUDA_HOME, TORCH_CUDA_ARCH_LIST) for compiling CUDA code in the env: the ops steps and the
+    cached wheels build with the same one."""
+    arch = torch_cuda_arch_list(spec, gpu)
+    extra = {"TORCH_CUDA_ARCH_LIST": arch, "FORCE_CUDA": "1"}
+    cuda_home = find_cuda_home(Path(handle.prefix))
+    if cuda_home:
+        extra["CUDA_HOME"] = cuda_home
+    if jobs:
+        extra["MAX_JOBS"] = str(jobs)
+    return env_child_env(handle.prefix, extra), cuda_home, arch
