@@ -14,7 +14,7 @@ ROOT = rec.ROOT
 def test_each_stack_lists_only_its_own_spec_files():
     modern, paper = rec.spec_models(ROOT, rec.MODERN), rec.spec_models(ROOT, rec.PAPER)
     assert {"MapTR", "PETR", "StreamPETR", "VAD"} <= set(modern)
-    assert {"MapTR", "PETR", "StreamPETR", "VAD"} <= set(paper)
+    assert {"MapTR", "PETR", "StreamPETR", "TopoMLP", "VAD"} <= set(paper)
     assert not any("." in m for m in modern + paper)
     for model in paper:
         assert lane.spec_of(model, rec.PAPER)["env"]["python"].startswith("3.8")
