@@ -182,19 +182,15 @@ def test_an_ops_build_the_spec_does_not_stand_in_for_is_named():
 
 
 PACKS_WITH_ENV = sorted(p.parent.name for p in (ROOT / "envs").glob("*/environment.yml") if p.parent.name != "reference")
-# the same defect, left in these packs on this branch (each fix needs that pack's paper lane rerun): strict, so
-# the entry must go when the pack pins protobuf
-PROTOBUF_UNFIXED = {"PETR", "StreamPETR"}
 
 
-@pytest.mark.parametrize("model", [pytest.param(m, marks=pytest.mark.xfail(
-    strict=True, reason="environment.yml pins tensorboard 2.9.0 and leaves protobuf to pip (5.29)"))
-    if m in PROTOBUF_UNFIXED else m for m in PACKS_WITH_ENV])
+@pytest.mark.parametrize("model", PACKS_WITH_ENV)
 def test_a_pack_pinning_tensorboard_2_9_pins_a_protobuf_it_can_import_with(model):
     """tensorboard 2.9.0 asks for protobuf>=3.9.2 only (2.9.1 added <3.20), so pip and uv take protobuf 5.29 on
     Python 3.8, whose runtime refuses tensorboard 2.9's generated _pb2 code: ``from torch.utils.tensorboard
-    import SummaryWriter`` (mmcv's TensorboardLoggerHook, in TopoMLP's configs) raises "Descriptors cannot be
-    created directly". Seen in the lane's TopoMLP paper venv before the pin, gone with protobuf 3.20.3."""
+    import SummaryWriter`` (mmcv's TensorboardLoggerHook, in mmdet3d's default_runtime.py the configs inherit)
+    raises "Descriptors cannot be created directly". Seen in the lane's TopoMLP, PETR and StreamPETR paper venvs
+    before the pin, gone with 3.20.3."""
     pins = dict(p.split("==") for p in environment_pip_pins(model))
     if not pins.get("tensorboard", "").startswith("2.9."):
         pytest.skip(f"{model} does not pin tensorboard 2.9")
