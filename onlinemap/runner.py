@@ -18,7 +18,7 @@ from typing import Callable
 
 from onlinemap import paths
 from onlinemap.errors import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, ResultsError, UsageError, exit_code_for_signal)
-from onlinemap.fileio import iter_jsonl, write_json_atomic
+from onlinemap.fileio import iter_jsonl, json_line_decoder, write_json_atomic
 from onlinemap.harness import events as ev
 from onlinemap.registry.spec import ModelSpec
 from onlinemap.runs import schema as rs
@@ -134,26 +134,6 @@ def _child_env(device: str) -> dict[str, str]:
     return env
 
 
-def _json_line_decoder() -> Callable[[bytes], object]:
-    """msgspec's decoder for event/sample lines (~1.6 us for a samples line vs ~8 us for json.loads
-    here); json.loads where msgspec is absent or rejects a line (it is stricter: no NaN literals)."""
-    import json
-
-    try:
-        import msgspec
-    except ImportError:
-        return json.loads
-    fast = msgspec.json.decode
-    errors = (msgspec.DecodeError, UnicodeDecodeError)
-
-    def decode(line: bytes):
-        try:
-            return fast(line)
-        except errors:
-            return json.loads(line)
-    return decode
-
-
 class _SampleFollower:
     """Reads new lines of a JSONL file as the worker appends them (samples: progress; events: its pid).
 
@@ -172,7 +152,7 @@ class _SampleFollower:
         self.on_line = on_line      # raw lines, not parsed here (the prediction check parses them itself)
         self._fd: int | None = None
         self._partial = b""
-        self._decode = None if on_line is not None else _json_line_decoder()
+        self._decode = None if on_line is not None else json_line_decoder()
 
     def _read_new(self) -> bytes:
         parts = []
