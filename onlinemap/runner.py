@@ -18,7 +18,7 @@ from typing import Callable
 
 from onlinemap import paths
 from onlinemap.errors import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, ResultsError, UsageError, exit_code_for_signal)
-from onlinemap.fileio import iter_jsonl, write_json_atomic
+from onlinemap.fileio import iter_jsonl, json_line_decoder, write_json_atomic
 from onlinemap.harness import events as ev
 from onlinemap.registry.spec import ModelSpec
 from onlinemap.runs import schema as rs
@@ -137,9 +137,12 @@ def _child_env(device: str) -> dict[str, str]:
 class _SampleFollower:
     """Reads new lines of a JSONL file as the worker appends them (samples: progress; events: its pid).
 
-    The file stays open from the first poll that finds it (not re-opened 20 times a second);
-    :meth:`close` when the run is over.
+    The file stays open from the first poll that finds it (not re-opened 20 times a second) and is
+    read with ``os.read`` on its descriptor: one system call when nothing is new (a buffered
+    ``read()`` adds an ``fstat`` and a second read per poll). :meth:`close` when the run is over.
     """
+
+    CHUNK = 1 << 20
 
     def __init__(self, path: Path, on_sample: Callable[[dict], None] | None,
                  on_line: Callable[[bytes], None] | None = None):
@@ -147,17 +150,29 @@ class _SampleFollower:
         self.count = 0
         self.on_sample = on_sample
         self.on_line = on_line      # raw lines, not parsed here (the prediction check parses them itself)
-        self._fh = None
+        self._fd: int | None = None
         self._partial = b""
+        self._decode = None if on_line is not None else json_line_decoder()
+
+    def _read_new(self) -> bytes:
+        parts = []
+        while True:
+            part = os.read(self._fd, self.CHUNK)
+            if not part:
+                break
+            parts.append(part)
+            if len(part) < self.CHUNK:
+                break
+        return b"".join(parts)
 
     def poll(self) -> int:
         """Hand every complete new line to ``on_sample``; return how many bytes were new."""
-        if self._fh is None:
+        if self._fd is None:
             try:
-                self._fh = open(self.path, "rb")
+                self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
             except FileNotFoundError:
                 return 0
-        chunk = self._fh.read()
+        chunk = self._read_new()
         if not chunk:
             return 0
         data = self._partial + chunk
@@ -172,12 +187,13 @@ class _SampleFollower:
                     self.count += 1
                     self.on_line(line)
             return len(chunk)
-        import json
-
+        decode = self._decode
         for line in data[:end].splitlines():
             try:
-                rec = json.loads(line)
+                rec = decode(line)
             except ValueError:
+                continue
+            if not isinstance(rec, dict):
                 continue
             self.count += 1
             if self.on_sample is not None:
@@ -185,9 +201,9 @@ class _SampleFollower:
         return len(chunk)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | None = None,
@@ -299,8 +315,11 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
     lifecycle = _SampleFollower(files[rs.EVENTS_FILE], on_event)
 
     def on_tick() -> bool:
-        new = lifecycle.poll() + follower.poll()   # what the inactivity clock watches
-        predictions.poll()
+        # what the inactivity clock watches: the samples file, and the events file until the worker
+        # has said who it is (later events are read at the end; the loop stats the file meanwhile)
+        new = follower.poll() + (lifecycle.poll() if "pid" not in worker else 0)
+        if new:
+            predictions.poll()   # a samples line promises its prediction is on disk: read them then
         return new > 0
 
     def worker_pid() -> int | None:

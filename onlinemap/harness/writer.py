@@ -168,6 +168,7 @@ class Client(object):
         except (ImportError, OSError):
             pass               # the default 64 KiB pipe still works, with less slack
         self._report = b""
+        self._pending = b""    # a prediction's frame, sent with its row
         self.failure = None
         self.closed = False
 
@@ -176,8 +177,7 @@ class Client(object):
         for path in self.paths:
             open(path, "a").close()
 
-    def _send(self, kind, payload):
-        data = HEADER.pack(len(payload), kind) + payload
+    def _write(self, data):
         view = memoryview(data)
         try:
             while view:
@@ -187,16 +187,28 @@ class Client(object):
             raise WriteFailed(self.failure or {"type": "OSError", "message": "the result writer died"})
 
     def prediction(self, pred):
-        """Hand one prediction over; the prediction's own JSON errors (NaN) raise ValueError here or later."""
+        """Take one prediction; it goes to the writer with its samples row (:meth:`row`), in one
+        ``write`` (one system call and one wake-up of the writer per sample, not two).
+
+        The prediction's own JSON errors (NaN) raise ValueError here or later."""
         try:
             payload, kind = marshal.dumps(pred), KIND_PRED
         except ValueError:     # an object marshal does not take (numpy float, OrderedDict): encode it here
             payload, kind = encode(pred).encode("utf-8"), KIND_JSON
-        self._send(kind, payload)
+        self._flush_pending()  # a prediction not followed by its row yet (never in the worker's loop)
+        self._pending = HEADER.pack(len(payload), kind) + payload
 
     def row(self, row):
-        self._send(KIND_ROW, marshal.dumps(row))
+        payload = marshal.dumps(row)
+        data = self._pending + HEADER.pack(len(payload), KIND_ROW) + payload   # prediction first
+        self._pending = b""
+        self._write(data)
         self._check()
+
+    def _flush_pending(self):
+        if self._pending:
+            data, self._pending = self._pending, b""
+            self._write(data)
 
     def _check(self, wait=False):
         if self.failure is None and not self.proc.stdout.closed:
@@ -225,6 +237,10 @@ class Client(object):
         if self.closed:
             return
         self.closed = True
+        try:
+            self._flush_pending()
+        except WriteFailed:
+            pass               # reported below, from the writer's own report
         try:
             self.proc.stdin.close()
         except OSError:

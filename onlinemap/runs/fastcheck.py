@@ -15,7 +15,7 @@ mutations of every field. Without msgspec installed, :func:`fast_token` returns 
 (No ``from __future__ import annotations``: msgspec reads these annotations at run time.)
 """
 import functools
-from typing import Annotated, List, Literal, Optional, Union
+from typing import Annotated, List, Literal, Optional, Tuple, Union
 
 __all__ = ["fast_token"]
 
@@ -28,33 +28,36 @@ def _decoder():
         return None
     Meta, UNSET, Unset = msgspec.Meta, msgspec.UNSET, msgspec.UnsetType
     Score = Annotated[float, Meta(ge=0, le=1)]
-    Vec2 = Annotated[List[float], Meta(min_length=2, max_length=2)]
-    Vec3 = Annotated[List[float], Meta(min_length=3, max_length=3)]
+    # fixed-length arrays as tuples, and structs untracked by the cyclic GC: the same checks, in half
+    # the time (a 7.3 KB prediction: ~120 -> ~60 us here; the list containers set off GC passes)
+    Vec2 = Tuple[float, float]
+    Vec3 = Tuple[float, float, float]
+    Positive = Annotated[float, Meta(gt=0)]
 
-    class Trajectories(msgspec.Struct, forbid_unknown_fields=True):
+    class Trajectories(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         modes: Annotated[List[Annotated[List[Vec2], Meta(min_length=1)]], Meta(min_length=1)]
         dt: Annotated[float, Meta(gt=0)]
         scores: Union[Optional[List[float]], Unset] = UNSET
 
-    class Detection(msgspec.Struct, forbid_unknown_fields=True):
+    class Detection(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         label: Literal["car", "truck", "bus", "trailer", "construction_vehicle", "pedestrian", "motorcycle",
                        "bicycle", "traffic_cone", "barrier"]
         score: Score
         center: Vec3
-        size: Annotated[List[Annotated[float, Meta(gt=0)]], Meta(min_length=3, max_length=3)]
+        size: Tuple[Positive, Positive, Positive]
         yaw: Annotated[float, Meta(ge=-7, le=7)]
-        velocity: Annotated[List[Optional[float]], Meta(min_length=2, max_length=2)]
+        velocity: Tuple[Optional[float], Optional[float]]
         frame: Literal["global", "ego"]
         attribute: Union[Optional[str], Unset] = UNSET
         trajectories: Union[Trajectories, Unset] = UNSET     # an object when present, never null
 
-    class MapElement(msgspec.Struct, forbid_unknown_fields=True):
+    class MapElement(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         label: Literal["divider", "ped_crossing", "boundary", "centerline"]
         score: Score
         points: Annotated[List[Vec2], Meta(min_length=2)]
         frame: Literal["ego"]
 
-    class Prediction(msgspec.Struct, forbid_unknown_fields=True):
+    class Prediction(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         sample_token: Annotated[str, Meta(pattern="^[0-9a-zA-Z_-]{1,64}$")]
         model: Annotated[str, Meta(min_length=1)]
         detections_3d: Union[List[Detection], Unset] = UNSET

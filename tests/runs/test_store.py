@@ -71,6 +71,20 @@ def test_jsonl_reader_drops_a_truncated_last_line(tmp_path):
     assert [r["a"] for r in iter_jsonl(path)] == [1, 2]
 
 
+def test_jsonl_lines_parse_exactly_as_json_loads_would(tmp_path):
+    """The msgspec decoder is only a fast path: what it refuses (NaN literals, json.loads extensions)
+    still parses through json.loads, and what neither parses is skipped, as before."""
+    path = tmp_path / "mixed.jsonl"
+    lines = ['{"a": 1, "t": 1796177576.1532757}', '{"a": NaN}', '{"a": -Infinity}', '{"a": 1e400}',
+             '{"a": 12345678901234567890123}', '{"a": "\\ud800"}', 'not json', '[1, 2]', '{"a": {"b": [null, true]}}']
+    path.write_text("\n".join(lines) + "\n")
+    want = [json.loads(line) for line in lines if line != "not json" and isinstance(json.loads(line), dict)]
+    got = list(iter_jsonl(path, warn=False))
+    assert len(got) == len(want) == 7
+    for g, w in zip(got, want):
+        assert json.dumps(g, allow_nan=True) == json.dumps(w, allow_nan=True)
+
+
 def test_atomic_write_keeps_the_old_file_when_serialisation_fails(tmp_path):
     path = tmp_path / "x.json"
     write_json_atomic(path, {"ok": 1})
