@@ -1,0 +1,136 @@
+"""Frames stored column by column: how a results-cache piece is kept, and how pieces become one frame.
+
+Why not pickle the pandas frame itself: at 100,000 runs a cached ``om.results()`` spent most of
+its time in three places (docs/measurement.md section 8): unpickling ~50 string objects per row
+(host, env, versions, settings repeat on every run), ``pd.concat`` of 50 frames of 151 columns
+(its cost is per column per frame), and turning category columns back into strings. Here a
+column of repeated strings is kept as small integer codes into its distinct values, every other
+column as its array (numbers, bools and datetimes are raw memory to pickle), and :func:`stack`
+joins many pieces one column at a time with numpy, building the frame once. A column comes back
+with the dtype it had in the piece (``str`` or ``object`` strings included), so the frame is the
+one pandas builds from the rows; a column whose pieces disagree (absent from some, or numbers in
+one and only nulls in another) is joined as objects and inferred again, as pandas does for rows.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["encode", "stack", "table_rows"]
+
+ARRAY = "a"      # payload: the column's array (ndarray or pandas ExtensionArray), kept as it is
+CODES = "c"      # payload: (integer codes, distinct values as an object ndarray, the column's dtype)
+_MIN_ROWS = 8    # below this a column is not worth coding
+
+
+def _codes_of(values, dtype):
+    """(codes, distinct values) when ``values`` are repeated strings worth coding, else None."""
+    import numpy as np
+    import pandas as pd
+
+    n = len(values)
+    if n < _MIN_ROWS:
+        return None
+    if isinstance(dtype, pd.StringDtype):
+        pass                                  # strings with NaN for missing (pandas >= 3's default)
+    elif dtype == object:
+        # object strings (pandas < 3): only when every value is a string, so that a missing
+        # value (None vs NaN) is never rewritten; lists and dicts are left as they are
+        if pd.api.types.infer_dtype(values, skipna=False) != "string":
+            return None
+    else:
+        return None
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if len(uniques) > n // 4:
+        return None                           # mostly distinct (run ids, paths): no gain
+    kind = np.int8 if len(uniques) < 127 else np.int16 if len(uniques) < 32767 else np.int32
+    return codes.astype(kind), np.asarray(uniques, dtype=object)
+
+
+def encode(frame: "pandas.DataFrame") -> dict:
+    """A picklable table of ``frame``: {"rows": n, "columns": [(name, kind, payload), ...]}."""
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        coded = _codes_of(series, series.dtype)
+        if coded is not None:
+            columns.append((name, CODES, (coded[0], coded[1], series.dtype)))
+        else:
+            columns.append((name, ARRAY, series.array if _is_extension(series.dtype) else series.to_numpy()))
+    return {"rows": len(frame), "columns": columns}
+
+
+def _is_extension(dtype) -> bool:
+    import pandas as pd
+
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype)
+
+
+def table_rows(table: dict) -> int:
+    return table["rows"]
+
+
+def _decode_codes(codes, uniques, dtype):
+    import numpy as np
+
+    values = uniques.take(codes)              # references to the distinct strings: no new objects
+    missing = codes < 0
+    if missing.any():
+        values[missing] = np.nan if _is_extension(dtype) else None
+    return values
+
+
+def _as_objects(kind, payload, rows):
+    import numpy as np
+
+    if kind is None:
+        return np.full(rows, np.nan, dtype=object)
+    if kind == CODES:
+        return _decode_codes(*payload)
+    return np.asarray(payload, dtype=object)
+
+
+def _join(parts: list, rows: list[int]):
+    """One column from its pieces' (kind, payload) (None where a piece lacks it): an array for the frame."""
+    import numpy as np
+    import pandas as pd
+
+    kinds = {p[0] if p is not None else None for p in parts}
+    dtypes = {_dtype_of(p) for p in parts if p is not None}
+    if None not in kinds and len(dtypes) == 1:
+        (dtype,) = dtypes
+        if kinds == {ARRAY}:
+            arrays = [p[1] for p in parts]
+            return type(arrays[0])._concat_same_type(arrays) if _is_extension(dtype) else np.concatenate(arrays)
+        # coded strings (in some pieces or all): references to the distinct values, one array
+        values = np.concatenate([_as_objects(kind, payload, n) for (kind, payload), n in zip(parts, rows)])
+        return pd.array(values, dtype=dtype) if _is_extension(dtype) else values
+    # pieces disagree: objects, then the dtype pandas infers for the whole column
+    values = np.concatenate([_as_objects(p[0] if p else None, p[1] if p else None, n) for p, n in zip(parts, rows)])
+    return pd.Series(values, dtype=object).infer_objects().array
+
+
+def _dtype_of(part):
+    kind, payload = part
+    return payload[2] if kind == CODES else payload.dtype
+
+
+def stack(tables: Iterable[dict]) -> "pandas.DataFrame":
+    """One frame of the tables' rows, in order; columns in order of first appearance (as rows give)."""
+    import pandas as pd
+
+    tables = [t for t in tables if t["rows"]]
+    if not tables:
+        return pd.DataFrame()
+    rows = [t["rows"] for t in tables]
+    order: dict[str, None] = {}
+    by_table = []
+    for t in tables:
+        cols = {name: (kind, payload) for name, kind, payload in t["columns"]}
+        by_table.append(cols)
+        for name in cols:
+            order.setdefault(name, None)
+    data = {name: _join([cols.get(name) for cols in by_table], rows) for name in order}
+    return pd.DataFrame(data, copy=False)
