@@ -39,8 +39,9 @@ import gc
 import logging
 import os
 import pickle
-from bisect import bisect_right
+from bisect import bisect_left
 from contextlib import contextmanager
+from operator import eq
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -176,11 +177,13 @@ def _pieces(folder: Path) -> list[dict]:
 
 # --- reading runs into rows (module level: pool workers call them by name) ---
 
-def _runs_part(run_dir: Path):
+def _runs_part(root: str, name: str):
     from onlinemap.runs.load import raw_row
 
-    row, is_running = raw_row(run_dir)
-    row[_DIR_COL] = run_dir.name
+    row, is_running = raw_row(os.path.join(root, name))
+    # the run id is the folder's name but for copied folders: one string object for both, so
+    # that the piece's pickle stores it once
+    row[_DIR_COL] = row["run_id"] if row.get("run_id") == name else name
     return row, is_running
 
 
@@ -193,16 +196,17 @@ def _runs_frame(old, reused, parts) -> "pandas.DataFrame":
     return _order(_concat([f for f in (_kept(old, reused), new) if f is not None and not f.empty]))
 
 
-def _samples_part(run_dir: Path):
+def _samples_part(root: str, name: str):
     from onlinemap.fileio import iter_jsonl
     from onlinemap.runs.store import load_run
 
+    run_dir = os.path.join(root, name)
     rec = load_run(run_dir)
-    rows = list(iter_jsonl(run_dir / rs.SAMPLES_FILE))
+    rows = list(iter_jsonl(os.path.join(run_dir, rs.SAMPLES_FILE)))
     if not rows:
         return None, rec.status == "running"
     head = {"run_id": rec.run_id, "model": rec.model}
-    return [{**head, **r, _DIR_COL: run_dir.name} for r in rows], rec.status == "running"
+    return [{**head, **r, _DIR_COL: name} for r in rows], rec.status == "running"
 
 
 def _samples_frame(old, reused, parts) -> "pandas.DataFrame":
@@ -247,13 +251,13 @@ def _rebuild(job: dict) -> tuple[list[tuple[str, dict]], list[str]]:
     Warnings are returned, not logged, so that a pool worker's reach the caller's log.
     """
     read_run, make_frame, _ = _KINDS[job["kind"]]
-    root, keys = job["root"], job["keys"]
+    root, keys = str(job["root"]), job["keys"]
     new_bad, warnings = dict(job["bad"]), []
     parts, new_running = {}, set()
     with _no_gc():
         for name in sorted(job["stale"], reverse=True):
             try:
-                part, is_running = read_run(root / name)
+                part, is_running = read_run(root, name)
             except ResultsError as exc:
                 warnings.append(f"skipping {name}: {exc.message}")
                 new_bad[name] = exc.message
@@ -320,11 +324,12 @@ def _update(root: Path, kind: str) -> list[dict]:
     names = sorted(keys)
     with _no_gc():
         pieces = _pieces(folder) if keys else []
-    firsts = [min(p["keys"]) for p in pieces]
-    assigned: list[list[str]] = [[] for _ in pieces] or [[]]
-    for name in names:   # the piece whose range holds it; a name older than every piece goes to the oldest
-        assigned[max(bisect_right(firsts, name) - 1, 0)].append(name)
-    if not pieces:
+    if pieces:
+        # each piece takes the names from its first one up to the next piece's first (names are
+        # sorted); a name older than every piece goes to the oldest
+        starts = [0] + [bisect_left(names, min(p["keys"])) for p in pieces[1:]] + [len(names)]
+        assigned = [names[a:b] for a, b in zip(starts, starts[1:])]
+    else:
         assigned = [names[i:i + PIECE_RUNS] for i in range(0, len(names), PIECE_RUNS)]
         pieces = [None] * len(assigned)
     slots, jobs, keep_files = [], [], set()
@@ -336,7 +341,7 @@ def _update(root: Path, kind: str) -> list[dict]:
             if name in keys and keys[name] == old_keys.get(name):
                 log.warning("skipping %s: %s", name, message)
         fresh = (piece is not None and not running and len(members) == len(old_keys)
-                 and all(old_keys.get(n) == keys[n] for n in members))
+                 and all(map(eq, map(old_keys.get, members), map(keys.__getitem__, members))))
         if fresh:
             keep_files.add(piece["name"])
             slots.append([piece["table"]])
@@ -398,7 +403,7 @@ def cached_runs_frame(root: Path | None = None, *, model: str | None = None) -> 
         return frame.drop(columns=[_DIR_COL], errors="ignore")
     prefix = str(root) + os.sep
     # the folder name becomes the path, in its place (last, as the plain reader's "path")
-    frame[_DIR_COL] = [prefix + name for name in frame[_DIR_COL]]
+    frame[_DIR_COL] = prefix + frame[_DIR_COL]
     return frame.rename(columns={_DIR_COL: "path"})
 
 
