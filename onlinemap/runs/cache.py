@@ -308,12 +308,13 @@ def _run_jobs(jobs: list[dict]) -> list:
     if workers > 1 and sum(len(j["stale"]) for j in jobs) >= POOL_MIN_RUNS and threading.active_count() == 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
                 return list(pool.map(_rebuild, jobs))
-        except OSError as exc:           # no processes to spare (ulimit, memory): build them here
-            log.info("building the results cache in this process (%s)", exc)
+        except (OSError, BrokenProcessPool) as exc:   # no processes to spare, a worker killed (memory): here
+            log.warning("building the results cache in this process instead of %d (%s)", workers, exc)
     return [_rebuild(job) for job in jobs]
 
 

@@ -137,6 +137,29 @@ def test_the_pool_builds_the_same_pieces_and_passes_its_warnings_on(root, monkey
     assert started == [2]
 
 
+_PARENT = os.getpid()
+_REAL_REBUILD = cache_mod._rebuild
+
+
+def _killed_in_a_worker(job):
+    """Dies as a worker the kernel killed (out of memory); in the test's own process, the real build."""
+    if os.getpid() != _PARENT:
+        os.kill(os.getpid(), 9)
+    return _REAL_REBUILD(job)
+
+
+def test_a_killed_worker_falls_back_to_building_here(root, monkeypatch, caplog):
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork on this platform")
+    expected = load_runs_frame(root, cache=False)
+    monkeypatch.setattr(cache_mod, "POOL_MIN_RUNS", 1)
+    monkeypatch.setattr(cache_mod, "build_workers", lambda: 2)
+    monkeypatch.setattr(cache_mod, "_rebuild", _killed_in_a_worker)
+    with caplog.at_level(logging.WARNING):
+        _exact(load_runs_frame(root), expected)
+    assert "building the results cache in this process" in caplog.text
+
+
 def test_no_pool_from_a_threaded_process(root, monkeypatch):
     """fork() of a process with other threads (a Jupyter kernel) can deadlock: built in-process."""
     import concurrent.futures
