@@ -4,9 +4,10 @@ Design note. Reading 100,000 ``run.json`` files on every ``om.results()`` takes 
 history only grows. So the loaded frames are kept under ``<results>/.cache/<frame>/`` (``iter_runs``
 skips dot-folders) in **pieces**: each piece holds the rows of a contiguous range of run folders
 (names sort by time; about ``PIECE_RUNS`` runs a piece) with the key each run was read under:
-``(mtime_ns, size, inode)`` of its ``run.json`` (and of its ``samples.jsonl`` for the samples
-frame; every writer replaces run.json through a new file, so a rewrite changes the inode even
-within one timestamp tick). A load lists the run folders, stats those files, reads every piece,
+``(ctime_ns, size, inode)`` of its ``run.json`` (and of its ``samples.jsonl`` for the samples
+frame). The change time moves on every write and cannot be set back (``os.utime`` sets the
+mtime, and moves the ctime), and our writers replace run.json through a new file, whose new
+inode tells a rewrite even within one timestamp tick. A load lists the run folders, stats those files, reads every piece,
 and rebuilds only the pieces whose runs changed, were added or removed, or hold a run whose record
 says ``running`` (its status and samples move under our feet, and ``crashed`` is derived from a
 live pid, so it is always re-read); in a rebuilt piece only those runs are re-read. A new run
@@ -41,7 +42,6 @@ import os
 import pickle
 from bisect import bisect_left
 from contextlib import contextmanager
-from operator import eq
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,11 +110,11 @@ def _scan(root: Path, with_samples: bool) -> dict[str, tuple]:
                 st = stat(name + run_file, dir_fd=fd)
             except OSError:
                 continue
-            key = (st.st_mtime_ns, st.st_size, st.st_ino)
+            key = (st.st_ctime_ns, st.st_size, st.st_ino)
             if with_samples:
                 try:
                     st = stat(name + samples_file, dir_fd=fd)
-                    key += (st.st_mtime_ns, st.st_size, st.st_ino)
+                    key += (st.st_ctime_ns, st.st_size, st.st_ino)
                 except OSError:
                     key += (0, -1, 0)
             keys[name] = key
@@ -341,8 +341,10 @@ def _update(root: Path, kind: str) -> list[dict]:
         for name, message in bad.items():
             if name in keys and keys[name] == old_keys.get(name):
                 log.warning("skipping %s: %s", name, message)
+        # unchanged: the same number of runs, each old one still there with its key (a C-level
+        # comparison of the items), and none beyond this range's newest (so the same runs)
         fresh = (piece is not None and not running and len(members) == len(old_keys)
-                 and all(map(eq, map(old_keys.get, members), map(keys.__getitem__, members))))
+                 and old_keys.items() <= keys.items() and max(old_keys) <= members[-1])
         if fresh:
             keep_files.add(piece["name"])
             slots.append([piece["table"]])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["encode", "stack", "table_rows"]
+__all__ = ["encode", "stack"]
 
 ARRAY = "a"      # payload: the column's array (ndarray or pandas ExtensionArray), kept as it is
 CODES = "c"      # payload: (integer codes, distinct values as an object ndarray, the column's dtype)
@@ -50,15 +50,21 @@ def _codes_of(values, dtype):
 
 
 def encode(frame: "pandas.DataFrame") -> dict:
-    """A picklable table of ``frame``: {"rows": n, "columns": [(name, kind, payload), ...]}."""
+    """A picklable table of ``frame``: {"rows": n, "columns": [(name, kind, payload, signature), ...]}.
+
+    The signature (kind, ``repr`` of the dtype) lets :func:`stack` see that pieces agree on a
+    column by comparing short tuples of strings, not pandas dtypes (150 columns x 50 pieces).
+    """
     columns = []
     for name in frame.columns:
         series = frame[name]
-        coded = _codes_of(series, series.dtype)
+        dtype = series.dtype
+        coded = _codes_of(series, dtype)
         if coded is not None:
-            columns.append((name, CODES, (coded[0], coded[1], series.dtype)))
+            columns.append((name, CODES, (coded[0], coded[1], dtype), (CODES, repr(dtype))))
         else:
-            columns.append((name, ARRAY, series.array if _is_extension(series.dtype) else series.to_numpy()))
+            values = series.array if _is_extension(dtype) else series.to_numpy()
+            columns.append((name, ARRAY, values, (ARRAY, repr(dtype))))
     return {"rows": len(frame), "columns": columns}
 
 
@@ -66,10 +72,6 @@ def _is_extension(dtype) -> bool:
     import pandas as pd
 
     return isinstance(dtype, pd.api.extensions.ExtensionDtype)
-
-
-def table_rows(table: dict) -> int:
-    return table["rows"]
 
 
 def _decode_codes(codes, uniques, dtype):
@@ -93,28 +95,26 @@ def _as_objects(kind, payload, rows):
 
 
 def _join(parts: list, rows: list[int]):
-    """One column from its pieces' (kind, payload) (None where a piece lacks it): an array for the frame."""
+    """One column from its pieces' (kind, payload, signature) (None where a piece lacks it)."""
     import numpy as np
     import pandas as pd
 
-    kinds = {p[0] if p is not None else None for p in parts}
-    dtypes = {_dtype_of(p) for p in parts if p is not None}
-    if None not in kinds and len(dtypes) == 1:
-        (dtype,) = dtypes
-        if kinds == {ARRAY}:
+    first = parts[0]
+    if first is not None and all(p is not None and p[2] == first[2] for p in parts):
+        if first[0] == ARRAY:                 # the same dtype everywhere: one concatenation
             arrays = [p[1] for p in parts]
-            return type(arrays[0])._concat_same_type(arrays) if _is_extension(dtype) else np.concatenate(arrays)
-        # coded strings (in some pieces or all): references to the distinct values, one array
-        values = np.concatenate([_as_objects(kind, payload, n) for (kind, payload), n in zip(parts, rows)])
+            if _is_extension(arrays[0].dtype):
+                return type(arrays[0])._concat_same_type(arrays)
+            return np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    sigs = {p[2][1] for p in parts if p is not None}
+    if None not in parts and len(sigs) == 1:
+        # coded strings (in some pieces or all) of one dtype: references to the distinct values
+        dtype = next(p[1][2] if p[0] == CODES else p[1].dtype for p in parts)
+        values = np.concatenate([_as_objects(kind, payload, n) for (kind, payload, _), n in zip(parts, rows)])
         return pd.array(values, dtype=dtype) if _is_extension(dtype) else values
     # pieces disagree: objects, then the dtype pandas infers for the whole column
     values = np.concatenate([_as_objects(p[0] if p else None, p[1] if p else None, n) for p, n in zip(parts, rows)])
     return pd.Series(values, dtype=object).infer_objects().array
-
-
-def _dtype_of(part):
-    kind, payload = part
-    return payload[2] if kind == CODES else payload.dtype
 
 
 def stack(tables: Iterable[dict]) -> "pandas.DataFrame":
@@ -128,7 +128,7 @@ def stack(tables: Iterable[dict]) -> "pandas.DataFrame":
     order: dict[str, None] = {}
     by_table = []
     for t in tables:
-        cols = {name: (kind, payload) for name, kind, payload in t["columns"]}
+        cols = {name: (kind, payload, sig) for name, kind, payload, sig in t["columns"]}
         by_table.append(cols)
         for name in cols:
             order.setdefault(name, None)

@@ -82,7 +82,7 @@ def test_columnar_round_trip_of_odd_columns():
         "b": [True, False] * 8, "t": pd.to_datetime(["2025-01-01T00:00:00+00:00"] * 16, utc=True),
         "u": [f"id{i}" for i in range(16)]})
     table = columnar.encode(frame)
-    kinds = {name: kind for name, kind, _ in table["columns"]}
+    kinds = {name: kind for name, kind, *_ in table["columns"]}
     assert kinds["s"] == columnar.CODES and kinds["u"] == columnar.ARRAY     # repeated vs distinct strings
     _exact(columnar.stack([table]), frame)
     _exact(columnar.stack([table, columnar.encode(frame.iloc[:3])]),
@@ -105,6 +105,23 @@ def test_a_same_size_rewrite_within_one_timestamp_is_seen(root):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert os.stat(path).st_size == st.st_size and os.stat(path).st_mtime_ns == st.st_mtime_ns
     assert load_runs_frame(root).set_index("run_id").loc[victim.name, "settings.device"] == "cuda:1"
+
+
+def test_an_in_place_rewrite_with_the_mtime_set_back_is_seen(root):
+    """A hand edit in place (same inode, same size) whose mtime was then restored (``touch -r``,
+    ``cp -p``): the change time still moved, and the key holds it; (mtime, size) missed this."""
+    load_runs_frame(root)
+    victim = _runs(root)[12]
+    path = victim / "run.json"
+    st = os.stat(path)
+    text = path.read_text()
+    assert '"device": "cuda:0"' in text
+    with open(path, "r+") as fh:                     # in place: same file, same inode
+        fh.write(text.replace('"device": "cuda:0"', '"device": "cuda:7"'))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = os.stat(path)
+    assert (now.st_ino, now.st_size, now.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns)
+    assert load_runs_frame(root).set_index("run_id").loc[victim.name, "settings.device"] == "cuda:7"
 
 
 def test_the_pool_builds_the_same_pieces_and_passes_its_warnings_on(root, monkeypatch, caplog):
