@@ -193,7 +193,8 @@ def _runs_frame(old, reused, parts) -> "pandas.DataFrame":
     new = pd.DataFrame(list(parts.values()))
     if not new.empty:
         new["created"] = pd.to_datetime(new["created"], utc=True, errors="coerce")
-    return _order(_concat([f for f in (_kept(old, reused), new) if f is not None and not f.empty]))
+    # new rows first: the columns then come in the order the plain reader gives (newest row first)
+    return _order(_concat([f for f in (new, _kept(old, reused)) if f is not None and not f.empty]))
 
 
 def _samples_part(root: str, name: str):
@@ -212,10 +213,11 @@ def _samples_part(root: str, name: str):
 def _samples_frame(old, reused, parts) -> "pandas.DataFrame":
     import pandas as pd
 
-    pieces = [_kept(old, reused)]
+    pieces = []
     if parts:
         # one DataFrame from every new row at once: 10k small frames + concat is several times slower
         pieces.append(pd.DataFrame([row for rows in parts.values() for row in rows]))
+    pieces.append(_kept(old, reused))
     return _order(_concat([p for p in pieces if p is not None and not p.empty]))
 
 
@@ -238,7 +240,7 @@ def _concat(frames: list) -> "pandas.DataFrame":
 
 def _order(frame: "pandas.DataFrame") -> "pandas.DataFrame":
     """Rows newest run folder first (names sort by time), as the plain reader lists them; a run's rows keep their order."""
-    if frame.empty:
+    if frame.empty or frame[_DIR_COL].is_monotonic_decreasing:
         return frame
     return frame.sort_values(_DIR_COL, ascending=False, kind="stable").reset_index(drop=True)
 
@@ -247,11 +249,11 @@ def _rebuild(job: dict) -> tuple[list[tuple[str, dict]], list[str]]:
     """Re-read one piece's stale runs and write its piece file(s): ([(file name, table)], warnings).
 
     ``job``: root, folder, kind, members (names in range, sorted), keys (theirs), stale (to read),
-    reused (rows to keep from ``old``, the piece's table or None), bad (runs still unreadable).
-    Warnings are returned, not logged, so that a pool worker's reach the caller's log.
+    reused (rows to keep from ``old``, the piece's table or None), bad (runs still unreadable),
+    append (the stale runs are all new and newer than the piece's: their rows go in front). Warnings are returned, not logged, so that a pool worker's reach the caller's log.
     """
     read_run, make_frame, _ = _KINDS[job["kind"]]
-    root, keys = str(job["root"]), job["keys"]
+    root = str(job["root"])
     new_bad, warnings = dict(job["bad"]), []
     parts, new_running = {}, set()
     with _no_gc():
@@ -266,6 +268,13 @@ def _rebuild(job: dict) -> tuple[list[tuple[str, dict]], list[str]]:
                 new_running.add(name)
             if part is not None:
                 parts[name] = part
+        if job["append"]:
+            # only runs newer than all of the piece's, none of its own changed: encode the new
+            # rows and put them in front of the piece's table (a new run costs milliseconds)
+            table = job["old"]
+            if parts:
+                table = columnar.concat_tables(columnar.encode(make_frame(None, [], parts)), table)
+            return [_write_table(job, table, job["members"], new_running, new_bad)], warnings
         old = columnar.stack([job["old"]]) if job["old"] is not None and job["reused"] else None
         frame = make_frame(old, job["reused"], parts)
     members = job["members"]
@@ -274,16 +283,20 @@ def _rebuild(job: dict) -> tuple[list[tuple[str, dict]], list[str]]:
         [members[i:i + PIECE_RUNS] for i in range(0, len(members), PIECE_RUNS)]
     out = []
     for chunk in chunks:
-        cset = set(chunk)
         part_frame = frame if len(chunks) == 1 or frame.empty else \
-            frame[frame[_DIR_COL].isin(cset)].reset_index(drop=True)
-        table = columnar.encode(part_frame)
-        data = {"stamp": _stamp(), "keys": {n: keys[n] for n in chunk}, "running": new_running & cset,
-                "bad": {n: m for n, m in new_bad.items() if n in cset}, "table": table}
-        name = chunk[0] + PIECE_SUFFIX
-        _write_piece(job["folder"] / name, data)
-        out.append((name, table))
+            frame[frame[_DIR_COL].isin(set(chunk))].reset_index(drop=True)
+        out.append(_write_table(job, columnar.encode(part_frame), chunk, new_running, new_bad))
     return out, warnings
+
+
+def _write_table(job: dict, table: dict, chunk: list[str], running: set, bad: dict) -> tuple[str, dict]:
+    """Write the piece of runs ``chunk`` (sorted) holding ``table``: (its file name, the table)."""
+    cset = set(chunk)
+    data = {"stamp": _stamp(), "keys": {n: job["keys"][n] for n in chunk}, "running": running & cset,
+            "bad": {n: m for n, m in bad.items() if n in cset}, "table": table}
+    name = chunk[0] + PIECE_SUFFIX
+    _write_piece(job["folder"] / name, data)
+    return name, table
 
 
 def build_workers() -> int:
@@ -323,8 +336,7 @@ def _update(root: Path, kind: str) -> list[dict]:
     folder = root / CACHE_DIR / kind
     keys = _scan(root, _KINDS[kind][2])
     names = sorted(keys)
-    with _no_gc():
-        pieces = _pieces(folder) if keys else []
+    pieces = _pieces(folder) if keys else []
     if pieces:
         # each piece takes the names from its first one up to the next piece's first (names are
         # sorted); a name older than every piece goes to the oldest
@@ -357,10 +369,13 @@ def _update(root: Path, kind: str) -> list[dict]:
         # a run that failed to read and did not change stays skipped (with its warning above)
         still_bad = {n: m for n, m in bad.items() if n in member_set and n not in stale_set}
         reused = [n for n in members if n not in stale_set and n not in still_bad]
+        # only new runs, all newer than the piece's own, and none of those changed or removed
+        append = (piece is not None and not running and stale and len(members) <= 2 * PIECE_RUNS
+                  and len(members) - len(stale) == len(old_keys) and min(stale) > max(old_keys))
         slots.append(len(jobs))
         jobs.append({"root": root, "folder": folder, "kind": kind, "members": members,
                      "keys": {n: keys[n] for n in members}, "stale": stale, "reused": reused,
-                     "old": piece["table"] if piece else None, "bad": still_bad})
+                     "old": piece["table"] if piece else None, "bad": still_bad, "append": append})
     results = _run_jobs(jobs) if jobs else []
     tables = []
     for slot in slots:
@@ -382,9 +397,10 @@ def _update(root: Path, kind: str) -> list[dict]:
 
 
 def _frame(root: Path, kind: str) -> "pandas.DataFrame":
-    tables = _update(root, kind)
+    # one GC pause for the whole load: re-enabled between its steps, the collector would walk the
+    # pieces' objects already loaded (at 100k runs, about a million lists and dicts) each time
     with _no_gc():
-        return columnar.stack(tables)
+        return columnar.stack(_update(root, kind))
 
 
 def _only_model(frame: "pandas.DataFrame", model: str | None) -> "pandas.DataFrame":

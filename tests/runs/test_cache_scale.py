@@ -244,3 +244,32 @@ def test_the_results_command_imports_neither_the_runner_nor_pandas(root):
     assert proc.returncode == 0, proc.stderr
     assert "LOADED []" in proc.stdout
     assert "21 older run folders not shown" in proc.stdout
+
+
+def test_runs_added_one_by_one_keep_the_plain_frame(root, monkeypatch):
+    """New runs are put in front of the newest piece's table without re-encoding it: after each
+    one (a column only it has, nulls where the piece has numbers, a new model) the cached frame
+    is still exactly the plain reader's, and so is the samples frame."""
+    load_runs_frame(root)
+    load_samples_frame(root)
+    appended = []
+    real = columnar.concat_tables
+    monkeypatch.setattr(columnar, "concat_tables", lambda a, b: appended.append(a["rows"]) or real(a, b))
+    template = json.loads((_runs(root)[-1] / "run.json").read_text())
+    samples = (_runs(root)[-1] / "samples.jsonl").read_text()
+    variants = [lambda r: r, lambda r: r["summary"].update(fps=None), lambda r: r.update(model="TopoMLP"),
+                lambda r: r["tags"].update(owner="ci"), lambda r: r["settings"].update(device="cpu")]
+    for i, change in enumerate(variants):
+        rec = json.loads(json.dumps(template))
+        change(rec)
+        d = root / f"29990101-{i:06d}-{rec['model']}-bbbbbb"
+        d.mkdir()
+        rec["run_id"] = d.name
+        (d / "run.json").write_text(json.dumps(rec))
+        if i % 2:
+            (d / "samples.jsonl").write_text(samples)
+        _exact(load_runs_frame(root), load_runs_frame(root, cache=False))
+        _exact(load_samples_frame(root), load_samples_frame(root, cache=False))
+    _exact(load_runs_frame(root), load_runs_frame(root, cache=False))       # and from the pieces as written
+    # each new run went in front of the newest piece: 5 runs rows, 2 of them with samples
+    assert len(appended) == len(variants) + 2
