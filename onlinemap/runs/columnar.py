@@ -86,6 +86,11 @@ def concat_tables(first: dict, second: dict) -> dict:
     columns = []
     for name in list(a) + [n for n in b if n not in a]:
         ca, cb = a.get(name), b.get(name)
+        if ca is not None and cb is not None and ca[3] != cb[3] and ca[3][1] == cb[3][1]:
+            # the same string dtype, coded on one side only (a few new rows are never coded)
+            coded_a, coded_b = _as_codes(ca), _as_codes(cb)
+            if coded_a is not None and coded_b is not None:
+                ca, cb = coded_a, coded_b
         if ca is not None and cb is not None and ca[3] == cb[3]:
             if ca[1] == ARRAY:
                 columns.append((name, ARRAY, _join([ca[1:], cb[1:]], rows), ca[3]))
@@ -150,6 +155,22 @@ def _join(parts: list, rows: list[int]):
     # pieces disagree: objects, then the dtype pandas infers for the whole column
     values = np.concatenate([_as_objects(p[0] if p else None, p[1] if p else None, n) for p, n in zip(parts, rows)])
     return pd.Series(values, dtype=object).infer_objects().array
+
+
+def _as_codes(column: tuple) -> tuple:
+    """A string column as codes (it may already be); None for a column of anything but strings."""
+    import numpy as np
+    import pandas as pd
+
+    name, kind, payload, (_, dtype_repr) = column
+    if kind == CODES:
+        return column
+    if not isinstance(payload.dtype, pd.StringDtype) and not (
+            payload.dtype == object and pd.api.types.infer_dtype(payload, skipna=False) == "string"):
+        return None
+    codes, uniques = pd.factorize(payload, use_na_sentinel=True)
+    return (name, CODES, (codes.astype(_code_type(len(uniques))), np.asarray(uniques, dtype=object), payload.dtype),
+            (CODES, dtype_repr))
 
 
 def stack(tables: Iterable[dict]) -> "pandas.DataFrame":
