@@ -7,13 +7,14 @@ skips dot-folders) in **pieces**: each piece holds the rows of a contiguous rang
 ``(ctime_ns, size, inode)`` of its ``run.json`` (and of its ``samples.jsonl`` for the samples
 frame). The change time moves on every write and cannot be set back (``os.utime`` sets the
 mtime, and moves the ctime), and our writers replace run.json through a new file, whose new
-inode tells a rewrite even within one timestamp tick. A load lists the run folders, stats those files, reads every piece,
-and rebuilds only the pieces whose runs changed, were added or removed, or hold a run whose record
-says ``running`` (its status and samples move under our feet, and ``crashed`` is derived from a
-live pid, so it is always re-read); in a rebuilt piece only those runs are re-read. A new run
-lands in the newest piece, so one new run rewrites one small file, not the whole frame (issue 16:
-the single-file cache cost 3.5x a cached load per new run). A piece that grows past twice
-``PIECE_RUNS`` is split.
+inode tells a rewrite even within one timestamp tick. A load lists the run folders, stats those
+files, reads every piece, and rebuilds only the pieces whose runs changed, were added or removed,
+or hold a run whose record says ``running`` (its status and samples move under our feet, and
+``crashed`` is derived from a live pid, so it is always re-read); in a rebuilt piece only those
+runs are re-read. A new run lands in the newest piece; runs newer than all of a piece's are
+encoded alone and put in front of its table (runs/columnar.py ``concat_tables``), so one new
+run costs milliseconds, not a re-encoded piece nor the whole frame (issue 16: the single-file
+cache cost 3.5x a cached load per new run). A piece that grows past twice ``PIECE_RUNS`` is split.
 
 Why stat every run and not trust a folder-level signature: a finished run's run.json is
 rewritten later by known writers (``onlinemap reproduce`` and the scheduler add tags) and by

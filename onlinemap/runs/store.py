@@ -14,7 +14,6 @@ import errno
 import json
 import logging
 import os
-import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,8 @@ def driver_identity() -> dict:
 
 def new_run_dir(model: str, root: Path | None = None) -> tuple[str, Path]:
     """Create a fresh, empty run directory ``<UTC time>-<model>-<random>`` and return (run_id, path)."""
+    import secrets
+
     root = paths.ensure_dir(Path(root) if root else paths.results_dir())
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     for _ in range(10):
