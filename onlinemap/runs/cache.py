@@ -314,12 +314,17 @@ def build_workers() -> int:
     return max(cpus, 1)
 
 
-def _run_jobs(jobs: list[dict]) -> list:
-    """Each job's result, in order: in a fork pool when the jobs are many runs and this process may fork."""
+def _may_fork() -> bool:
+    """Only a single-threaded process forks: a threaded one's child may inherit a lock held forever."""
     import threading
 
+    return threading.active_count() == 1
+
+
+def _run_jobs(jobs: list[dict]) -> list:
+    """Each job's result, in order: in a fork pool when the jobs are many runs and this process may fork."""
     workers = min(build_workers(), len(jobs))
-    if workers > 1 and sum(len(j["stale"]) for j in jobs) >= POOL_MIN_RUNS and threading.active_count() == 1:
+    if workers > 1 and sum(len(j["stale"]) for j in jobs) >= POOL_MIN_RUNS and _may_fork():
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
         from concurrent.futures.process import BrokenProcessPool

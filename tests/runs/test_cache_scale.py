@@ -143,6 +143,7 @@ def test_the_pool_builds_the_same_pieces_and_passes_its_warnings_on(root, monkey
 
     monkeypatch.setattr(cache_mod, "POOL_MIN_RUNS", 1)
     monkeypatch.setattr(cache_mod, "build_workers", lambda: 2)
+    monkeypatch.setattr(cache_mod, "_may_fork", lambda: True)    # threads other tests left behind
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Recording)
     with caplog.at_level(logging.WARNING):
         got = load_runs_frame(root)
@@ -172,6 +173,7 @@ def test_a_killed_worker_falls_back_to_building_here(root, monkeypatch, caplog):
     monkeypatch.setattr(cache_mod, "POOL_MIN_RUNS", 1)
     monkeypatch.setattr(cache_mod, "build_workers", lambda: 2)
     monkeypatch.setattr(cache_mod, "_rebuild", _killed_in_a_worker)
+    monkeypatch.setattr(cache_mod, "_may_fork", lambda: True)    # threads other tests left behind
     with caplog.at_level(logging.WARNING):
         _exact(load_runs_frame(root), expected)
     assert "building the results cache in this process" in caplog.text
