@@ -27,7 +27,7 @@ _MIN_ROWS = 8    # below this a column is not worth coding
 
 def _codes_of(values, dtype):
     """(codes, distinct values) when ``values`` are repeated strings worth coding, else None."""
-    import numpy as np  # noqa: F401  (kept local like every import here: pandas is loaded on use)
+    import numpy as np
     import pandas as pd
 
     n = len(values)
