@@ -11,11 +11,14 @@ into a results folder, then times, each in a fresh interpreter so nothing is war
 page cache is warm after the first read, as it is on a pod), with the child's peak RSS:
 
 * ``plain``: ``json.load`` of every run.json + ``pd.json_normalize`` (the bar the first load must
-  meet: the simplest reader anyone would write; samples: ``json.loads`` of every line + DataFrame);
+  meet: the simplest reader anyone would write; samples: ``json.loads`` of every line + DataFrame;
+  it runs in one process, while a first load builds its pieces in a pool of one process per
+  usable CPU, so the comparison is per machine, not per core: CPU seconds are printed beside wall);
 * ``uncached``: our reader without a cache (``load_runs_frame(cache=False)``);
 * ``cold``: the first cached load (reads everything and writes ``.cache/``);
 * ``cached``: a load with nothing changed (target: under 2 s);
-* ``+1 run``: a load after one run folder was added (incremental update; target <= 1.2x cached);
+* ``+1 run``: a load after one run folder was added (incremental update; target <= 1.2x cached),
+  ``--repeat`` times, one more run each time;
 * ``onlinemap results``: the whole CLI command (interpreter start included; target under 1 s).
 
 Generating 100,000 runs takes minutes: ``--tree DIR`` keeps the generated history in ``DIR``
@@ -114,12 +117,12 @@ def write_history(root: Path, runs: int, samples_per_run: int, seed: int = 0) ->
 
 
 _LOAD = """
-import sys, time; sys.path.insert(0, sys.argv[1]); import pandas
+import sys, time, resource; sys.path.insert(0, sys.argv[1]); import pandas
 from pathlib import Path
 root, what, how = Path(sys.argv[2]), sys.argv[3], sys.argv[4]
 if how == "plain":
     import json, os
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     names = sorted((e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith(".")), reverse=True)
     if what == "runs":
         recs = []
@@ -136,39 +139,45 @@ if how == "plain":
 else:
     from onlinemap.runs.load import load_runs_frame, load_samples_frame
     f = load_samples_frame if what == "samples" else load_runs_frame
-    t = time.perf_counter(); df = f(root, cache=how == "cache")
-print(time.perf_counter() - t, len(df))
+    t, c = time.perf_counter(), time.process_time()
+    df = f(root, cache=how == "cache")
+wall, cpu = time.perf_counter() - t, time.process_time() - c
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(wall, len(df), cpu, kids.ru_utime + kids.ru_stime, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, kids.ru_maxrss)
 """
 
 
-def _child(cmd: list[str], env: dict | None = None) -> tuple[str, float, float]:
-    """Run ``cmd``; (stdout, wall seconds, peak RSS MiB of that child, from wait4's rusage)."""
+def _child(cmd: list[str], env: dict | None = None) -> tuple[str, float]:
+    """Run ``cmd``; (stdout, wall seconds)."""
     with tempfile.TemporaryFile() as err:
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=REPO)
-        out = proc.stdout.read()
-        _, status, ru = os.wait4(proc.pid, 0)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=err, env=env, cwd=REPO)
         wall = time.perf_counter() - t
-        proc.stdout.close()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd[:4])} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
-    return out.decode(), wall, ru.ru_maxrss / 1024.0   # Linux: KiB
+    return proc.stdout.decode(), wall
 
 
-def _time_load(root: Path, what: str, how: str) -> tuple[float, int, float]:
-    """Seconds for one load in a fresh interpreter (imports excluded), the row count, peak RSS (MiB)."""
-    out, _wall, rss = _child([sys.executable, "-c", _LOAD, str(REPO), str(root), what, how])
-    secs, rows = out.split()[-2:]
-    return float(secs), int(rows), rss
+def _time_load(root: Path, what: str, how: str) -> dict:
+    """One load in a fresh interpreter (imports excluded): wall and CPU seconds (CPU: the process
+    itself + its pool workers), rows, peak RSS MiB of the process and the largest worker's."""
+    out, _wall = _child([sys.executable, "-c", _LOAD, str(REPO), str(root), what, how])
+    wall, rows, cpu, kids_cpu, rss, kids_rss = out.split()[-6:]
+    return {"s": round(float(wall), 3), "rows": int(rows), "cpu_s": round(float(cpu) + float(kids_cpu), 3),
+            "workers_cpu_s": round(float(kids_cpu), 3), "rss_mb": round(int(rss) / 1024.0),
+            "workers_rss_mb": round(int(kids_rss) / 1024.0)}   # Linux: ru_maxrss in KiB
 
 
 def _time_cli(root: Path, limit: int = 30) -> float:
     """Wall seconds of ``onlinemap results`` (interpreter start, imports and printing included)."""
     env = dict(os.environ, ONLINEMAP_RESULTS=str(root), PYTHONPATH=str(REPO))
-    _out, wall, _ = _child([sys.executable, "-m", "onlinemap", "results", "--limit", str(limit)], env)
-    return wall
+    return _child([sys.executable, "-m", "onlinemap", "results", "--limit", str(limit)], env)[1]
+
+
+def _spread(values: list[float]) -> dict:
+    values = sorted(values)
+    return {"median": values[len(values) // 2], "min": values[0], "max": values[-1], "n": len(values)}
 
 
 _MARKER = ".bench-history.json"
@@ -199,7 +208,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--samples-per-run", type=int, default=50)
-    ap.add_argument("--repeat", type=int, default=3, help="cached loads to time (the median is reported)")
+    ap.add_argument("--repeat", type=int, default=3, help="cached loads, +1 run loads and `onlinemap results` runs to time (median and min-max are reported)")
     ap.add_argument("--skip-uncached", action="store_true", help="skip the plain readers (slow on big histories)")
     ap.add_argument("--frames", nargs="+", choices=("runs", "samples"), default=["runs", "samples"])
     ap.add_argument("--tree", type=Path, default=None,
@@ -211,42 +220,66 @@ def main() -> None:
     try:
         with open("/proc/loadavg") as fh:
             load = " ".join(fh.read().split()[:3])
+        from onlinemap.runs.cache import build_workers
+
         rows = {}
         for what in args.frames:
             r = {}
             if not args.skip_uncached:
-                r["plain_s"], r["rows"], r["plain_rss_mb"] = _time_load(root, what, "plain")
-                r["uncached_s"], r["rows"], r["uncached_rss_mb"] = _time_load(root, what, "nocache")
-            r["cold_s"], r["rows"], r["cold_rss_mb"] = _time_load(root, what, "cache")
-            cached = sorted(_time_load(root, what, "cache")[::2] for _ in range(args.repeat))
-            r["cached_s"], r["cached_rss_mb"] = cached[len(cached) // 2]
-            extra = root / "29991231-000000-reference-ffffff"
-            shutil.copytree(next(p for p in root.iterdir() if not p.name.startswith(".")), extra)
-            run = json.loads((extra / "run.json").read_text())
-            run["run_id"] = extra.name
-            (extra / "run.json").write_text(json.dumps(run))
-            r["one_new_run_s"], _, r["one_new_run_rss_mb"] = _time_load(root, what, "cache")
-            shutil.rmtree(extra)
+                r["plain"] = _time_load(root, what, "plain")
+                r["uncached"] = _time_load(root, what, "nocache")
+            r["cold"] = _time_load(root, what, "cache")
+            cached = [_time_load(root, what, "cache") for _ in range(args.repeat)]
+            r["cached"] = sorted(cached, key=lambda c: c["s"])[len(cached) // 2]
+            r["cached"]["spread_s"] = _spread([c["s"] for c in cached])
+            # one new run before each load (each lands in the newest piece), then all removed
+            source = next(p for p in root.iterdir() if not p.name.startswith("."))
+            extras, added = [], []
+            for k in range(args.repeat):
+                extra = root / f"29991231-{k:06d}-reference-ffffff"
+                shutil.copytree(source, extra)
+                run = json.loads((extra / "run.json").read_text())
+                run["run_id"] = extra.name
+                (extra / "run.json").write_text(json.dumps(run))
+                extras.append(extra)
+                added.append(_time_load(root, what, "cache"))
+            r["one_new_run"] = sorted(added, key=lambda c: c["s"])[len(added) // 2]
+            r["one_new_run"]["spread_s"] = _spread([c["s"] for c in added])
+            for extra in extras:
+                shutil.rmtree(extra)
             _time_load(root, what, "cache")  # back to the plain history for the next row
             rows[what] = r
-        cli_s = sorted(_time_cli(root) for _ in range(args.repeat))[args.repeat // 2]
+        cli = _spread([_time_cli(root) for _ in range(args.repeat)])
         report = {"runs": args.runs, "samples_per_run": args.samples_per_run, "write_history_s": round(write_s, 1),
-                  "history_reused": reused, "cpu": os.cpu_count(), "load_average": load, "results": rows,
-                  "cli_results_s": cli_s}
+                  "history_reused": reused, "cpu": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+                  "build_workers": build_workers(), "load_average": load, "results": rows, "cli_results_s": cli}
         if args.json:
             print(json.dumps(report, indent=2))
         else:
             print(f"history: {args.runs} runs x {args.samples_per_run} samples "
                   f"({'reused' if reused else f'written in {write_s:.0f} s'}); load average {load}; "
-                  f"{os.cpu_count()} CPUs")
-            print(f"{'frame':8} {'rows':>8} {'plain':>16} {'uncached':>16} {'cold':>16} {'cached':>16} "
-                  f"{'+1 run':>16}   (seconds / peak RSS MiB)")
+                  f"{os.cpu_count()} CPUs, {report['cpus_usable']} usable, first loads built by "
+                  f"{report['build_workers']} process(es)")
+            labels = {"plain": "plain (json.load + json_normalize)", "uncached": "uncached (cache=False)",
+                      "cold": "cold (first load, writes the cache)", "cached": f"cached (median of {args.repeat})",
+                      "one_new_run": f"+1 run (median of {args.repeat})"}
             for what, r in rows.items():
-                def cell(k):
-                    return f"{r[k + '_s']:.2f}s/{r[k + '_rss_mb']:.0f}" if k + "_s" in r else "-"
-                print(f"{what:8} {r['rows']:>8} {cell('plain'):>16} {cell('uncached'):>16} {cell('cold'):>16} "
-                      f"{cell('cached'):>16} {cell('one_new_run'):>16}")
-            print(f"onlinemap results (--limit 30, whole command): {cli_s:.2f}s")
+                print(f"{what} frame, {r['cold']['rows']} rows{'':17} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} "
+                      f"{'workers: CPU s, max RSS MiB':>29}")
+                for key, label in labels.items():
+                    if key not in r:
+                        continue
+                    c = r[key]
+                    workers = f"{c['workers_cpu_s']:.2f}, {c['workers_rss_mb']}" if c["workers_cpu_s"] else "-"
+                    print(f"  {label:38} {c['s']:8.2f} {c['cpu_s']:8.2f} {c['rss_mb']:13} {workers:>29}")
+                sp, sp1 = r["cached"]["spread_s"], r["one_new_run"]["spread_s"]
+                print(f"  wall min-max: cached {sp['min']:.2f}-{sp['max']:.2f} s, +1 run {sp1['min']:.2f}-"
+                      f"{sp1['max']:.2f} s; +1 run / cached = "
+                      f"{r['one_new_run']['s'] / r['cached']['s']:.2f}"
+                      + (f"; cold / plain = {r['cold']['s'] / r['plain']['s']:.2f} (wall), "
+                         f"{r['cold']['cpu_s'] / r['plain']['cpu_s']:.2f} (CPU)" if "plain" in r else ""))
+            print(f"onlinemap results (--limit 30, whole command): median {cli['median']:.2f} s "
+                  f"(min-max {cli['min']:.2f}-{cli['max']:.2f}, n={cli['n']})")
     finally:
         if args.tree is None:
             shutil.rmtree(root.parent, ignore_errors=True)

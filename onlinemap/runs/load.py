@@ -18,14 +18,16 @@ __all__ = ["flatten", "record_row", "raw_row", "load_runs_frame", "load_samples_
 
 
 def flatten(data: dict, prefix: str = "", out: dict | None = None) -> dict:
-    """{'a': {'b': 1}} -> {'a.b': 1}; lists stay as values. Written into one dict (no per-level copies)."""
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists and empty dicts stay as values. Written into one dict
+    (no per-level copies). Nested plain dicts only (what JSON gives): the exact type test is the
+    cheapest, and this runs once per nested block of every run of a first load."""
     if out is None:
         out = {}
     for key, value in data.items():
-        if isinstance(value, dict) and value:
-            flatten(value, f"{prefix}{key}.", out)
+        if value and type(value) is dict:
+            flatten(value, prefix + key + ".", out)
         else:
-            out[f"{prefix}{key}"] = value
+            out[prefix + key] = value
     return out
 
 
@@ -52,7 +54,7 @@ def _defaults() -> dict:
 _DEFAULTS = _defaults()
 
 
-def raw_row(run_dir: Path) -> tuple[dict, bool]:
+def raw_row(run_dir: Path | str) -> tuple[dict, bool]:
     """(the flat row of ``run_dir``'s run, whether it is ``running``), flattened from the raw dict.
 
     The upgraded, type-checked dict of run.json is flattened directly (no RunRecord, no

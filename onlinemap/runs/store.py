@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import json
 import logging
 import os
-import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +21,9 @@ from typing import Iterator
 
 from onlinemap import paths
 from onlinemap.errors import ResultsError
-from onlinemap.fileio import overwrite_json_in_place, read_json, write_json_atomic
-from onlinemap.runs.schema import RUN_FILE, SCHEMA_VERSION, RunRecord
+from onlinemap.fileio import overwrite_json_in_place, write_json_atomic
+from onlinemap.runs.migrate import upgrade
+from onlinemap.runs.schema import RUN_FILE, SCHEMA_VERSION, RunRecord, record_type_errors
 
 __all__ = ["utc_now", "new_run_dir", "save_run", "load_run", "load_raw", "iter_runs", "effective_status", "find_run",
            "driver_identity", "with_crash_summary"]
@@ -44,6 +45,8 @@ def driver_identity() -> dict:
 
 def new_run_dir(model: str, root: Path | None = None) -> tuple[str, Path]:
     """Create a fresh, empty run directory ``<UTC time>-<model>-<random>`` and return (run_id, path)."""
+    import secrets
+
     root = paths.ensure_dir(Path(root) if root else paths.results_dir())
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     for _ in range(10):
@@ -80,11 +83,36 @@ def load_run(run_dir: Path) -> RunRecord:
     return RunRecord.from_dict(load_raw(run_dir))
 
 
-def load_raw(run_dir: Path) -> dict:
-    """The run.json of ``run_dir`` as a plain dict, upgraded and type-checked (what :func:`load_run` wraps)."""
-    path = Path(run_dir) / RUN_FILE
+def _json_decoder():
+    """msgspec's JSON decoder when installed (a driver dependency): 2.5x ``json.loads`` on a
+    run.json, the most of a first ``om.results()`` after flattening (issue 16)."""
     try:
-        data = read_json(path)
+        import msgspec
+    except ImportError:
+        return None, ()
+    return msgspec.json.Decoder().decode, (msgspec.DecodeError,)
+
+
+_DECODE, _DECODE_ERRORS = _json_decoder()
+
+
+def _decode(raw: bytes):
+    """JSON bytes -> value, as ``json.loads`` of the UTF-8 text: what msgspec refuses and
+    ``json`` accepts (``NaN``, integers past 64 bits) takes the ``json`` way."""
+    if _DECODE is not None:
+        try:
+            return _DECODE(raw)
+        except _DECODE_ERRORS:
+            pass
+    return json.loads(raw.decode("utf-8"))
+
+
+def load_raw(run_dir: Path | str) -> dict:
+    """The run.json of ``run_dir`` as a plain dict, upgraded and type-checked (what :func:`load_run` wraps)."""
+    path = os.path.join(run_dir, RUN_FILE)
+    try:
+        with open(path, "rb") as fh:
+            data = _decode(fh.read())
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing", "this is not a run directory") from None
     except (OSError, ValueError) as exc:
@@ -95,9 +123,6 @@ def load_raw(run_dir: Path) -> dict:
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise ResultsError(f"{path}: schema_version {version} is newer than this onlinemap ({SCHEMA_VERSION})",
                            "upgrade onlinemap (git pull && pip install -e .)")
-    from onlinemap.runs.migrate import upgrade
-    from onlinemap.runs.schema import record_type_errors
-
     data = upgrade(data)
     wrong = record_type_errors(data)
     if wrong:
@@ -139,23 +164,37 @@ def with_crash_summary(run_dir: Path, record: RunRecord) -> RunRecord:
 
 
 def _run_names(root: Path) -> list[str]:
-    """The names in the results folder that may be runs, newest first (names sort by time).
-
-    Names only (``os.listdir``, no stat): at 100k runs a listing that stats or sorts DirEntry
-    objects costs more than reading the newest 30 runs (``onlinemap results``).
-    """
+    """The names in the results folder that may be runs, in no order (one ``os.listdir``, no stat)."""
     try:
-        names = [n for n in os.listdir(root) if not n.startswith(".")]
+        return [n for n in os.listdir(root) if not n.startswith(".")]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    names.sort(reverse=True)
-    return names
+
+
+#: names picked by a partial selection before the rest is sorted (a listing rarely reads more)
+_NEWEST_BATCH = 256
+
+
+def _newest_first(names: list[str]) -> Iterator[str]:
+    """``names`` newest first (names sort by time), sorting only as far as the caller reads.
+
+    At 100k runs, ``onlinemap results`` reads 31 runs: a full sort of the names cost more than
+    reading them, so the newest few come from ``heapq.nlargest`` and the rest are sorted only
+    when reached.
+    """
+    import heapq
+
+    top = heapq.nlargest(_NEWEST_BATCH, names)
+    yield from top
+    if len(top) < len(names):
+        cut = top[-1]
+        yield from sorted((n for n in names if n < cut), reverse=True)
 
 
 def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tuple[Path, RunRecord]]:
     """(run_dir, record) for each readable run, newest first; unreadable runs are skipped with a warning."""
     root = Path(root) if root else paths.results_dir()
-    for name in _run_names(root):
+    for name in _newest_first(_run_names(root)):
         run_dir = root / name
         if not os.path.isfile(os.path.join(root, name, RUN_FILE)):   # also skips plain files
             continue
@@ -170,7 +209,7 @@ def iter_runs(root: Path | None = None, model: str | None = None) -> Iterator[tu
 
 
 def count_run_dirs(root: Path | None = None) -> int:
-    """How many entries of the results folder may be runs (names only: nothing is read or stat'ed)."""
+    """How many entries of the results folder may be runs (names only: nothing is read, stat'ed or sorted)."""
     return len(_run_names(Path(root) if root else paths.results_dir()))
 
 
