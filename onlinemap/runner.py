@@ -18,7 +18,7 @@ from typing import Callable
 
 from onlinemap import paths
 from onlinemap.errors import (EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, ResultsError, UsageError, exit_code_for_signal)
-from onlinemap.fileio import iter_jsonl, json_line_decoder, write_json_atomic
+from onlinemap.fileio import decode_json, iter_jsonl, write_json_atomic
 from onlinemap.harness import events as ev
 from onlinemap.registry.spec import ModelSpec
 from onlinemap.runs import schema as rs
@@ -152,8 +152,7 @@ class _SampleFollower:
         self.on_line = on_line      # raw lines, not parsed here (the prediction check parses them itself)
         self._fd: int | None = None
         self._partial = b""
-        self._decode = None if on_line is not None else json_line_decoder()
-
+        
     def _read_new(self) -> bytes:
         parts = []
         while True:
@@ -187,10 +186,9 @@ class _SampleFollower:
                     self.count += 1
                     self.on_line(line)
             return len(chunk)
-        decode = self._decode
         for line in data[:end].splitlines():
             try:
-                rec = decode(line)
+                rec = decode_json(line)
             except ValueError:
                 continue
             if not isinstance(rec, dict):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
-import json
 import logging
 import os
 import socket
@@ -21,7 +20,7 @@ from typing import Iterator
 
 from onlinemap import paths
 from onlinemap.errors import ResultsError
-from onlinemap.fileio import overwrite_json_in_place, write_json_atomic
+from onlinemap.fileio import decode_json, overwrite_json_in_place, write_json_atomic
 from onlinemap.runs.migrate import upgrade
 from onlinemap.runs.schema import RUN_FILE, SCHEMA_VERSION, RunRecord, record_type_errors
 
@@ -83,36 +82,12 @@ def load_run(run_dir: Path) -> RunRecord:
     return RunRecord.from_dict(load_raw(run_dir))
 
 
-def _json_decoder():
-    """msgspec's JSON decoder when installed (a driver dependency): 2.5x ``json.loads`` on a
-    run.json, the most of a first ``om.results()`` after flattening (issue 16)."""
-    try:
-        import msgspec
-    except ImportError:
-        return None, ()
-    return msgspec.json.Decoder().decode, (msgspec.DecodeError,)
-
-
-_DECODE, _DECODE_ERRORS = _json_decoder()
-
-
-def _decode(raw: bytes):
-    """JSON bytes -> value, as ``json.loads`` of the UTF-8 text: what msgspec refuses and
-    ``json`` accepts (``NaN``, integers past 64 bits) takes the ``json`` way."""
-    if _DECODE is not None:
-        try:
-            return _DECODE(raw)
-        except _DECODE_ERRORS:
-            pass
-    return json.loads(raw.decode("utf-8"))
-
-
 def load_raw(run_dir: Path | str) -> dict:
     """The run.json of ``run_dir`` as a plain dict, upgraded and type-checked (what :func:`load_run` wraps)."""
     path = os.path.join(run_dir, RUN_FILE)
     try:
         with open(path, "rb") as fh:
-            data = _decode(fh.read())
+            data = decode_json(fh.read())
     except FileNotFoundError:
         raise ResultsError(f"{path}: missing", "this is not a run directory") from None
     except (OSError, ValueError) as exc:
