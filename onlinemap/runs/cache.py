@@ -302,16 +302,9 @@ def _write_table(job: dict, table: dict, chunk: list[str], running: set, bad: di
 
 def build_workers() -> int:
     """Processes for building pieces: the CPUs this process may use (affinity, then cgroup quota)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    from onlinemap.telemetry.hostinfo import _cgroup_cpu_limit
+    from onlinemap.telemetry.hostinfo import usable_cpus
 
-    quota = _cgroup_cpu_limit(Path("/sys/fs/cgroup"))
-    if quota:
-        cpus = min(cpus, max(int(quota), 1))
-    return max(cpus, 1)
+    return usable_cpus()
 
 
 def _may_fork() -> bool:

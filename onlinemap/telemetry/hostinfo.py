@@ -82,6 +82,24 @@ def _cgroup_cpu_limit(root: Path) -> float | None:
     return round(q / p, 2) if q > 0 and p > 0 else None
 
 
+def affinity_cores() -> int | None:
+    """CPUs this process may run on (its affinity mask); None where the platform cannot say."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+
+
+def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup")) -> int:
+    """How many processes can run at once for us: the affinity mask, capped by the cgroup's CPU quota
+    (a pod often sees the host's cores but may use a few); at least 1."""
+    cpus = affinity_cores() or os.cpu_count() or 1
+    quota = _cgroup_cpu_limit(cgroup_root)
+    if quota:
+        cpus = min(cpus, max(int(quota), 1))
+    return max(cpus, 1)
+
+
 def _cgroup_memory_limit_mb(root: Path) -> float | None:
     for name in ("memory.max", "memory/memory.limit_in_bytes"):
         text = (_read(root / name) or "").strip()
@@ -132,10 +150,6 @@ def host_record(env: Mapping[str, str] | None = None) -> dict:
     """Facts about this machine for run.json (``env`` defaults to ``os.environ``)."""
     env = os.environ if env is None else env
     uname = platform.uname()
-    try:
-        affinity: int | None = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = None
     cgroup_root = Path("/sys/fs/cgroup")
     evidence = container_evidence(env=env)
     return {
@@ -149,7 +163,7 @@ def host_record(env: Mapping[str, str] | None = None) -> dict:
         "python_executable": sys.executable,
         "cpu_model": _cpu_model(_read("/proc/cpuinfo")),
         "cpu_logical_cores": os.cpu_count(),
-        "cpu_affinity_cores": affinity,
+        "cpu_affinity_cores": affinity_cores(),
         "cgroup_cpu_limit": _cgroup_cpu_limit(cgroup_root),
         "ram_total_mb": _mem_total_mb(_read("/proc/meminfo")),
         "cgroup_memory_limit_mb": _cgroup_memory_limit_mb(cgroup_root),

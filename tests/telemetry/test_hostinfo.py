@@ -82,6 +82,16 @@ def test_cgroup_limits(tmp_path):
     assert hostinfo._cgroup_memory_limit_mb(tmp_path) is None
 
 
+def test_usable_cpus_is_the_affinity_capped_by_the_cgroup_quota(tmp_path):
+    mask = len(os.sched_getaffinity(0))
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert hostinfo.usable_cpus(tmp_path) == mask == hostinfo.affinity_cores()
+    (tmp_path / "cpu.max").write_text("50000 100000\n")       # half a CPU: still one process
+    assert hostinfo.usable_cpus(tmp_path) == 1
+    (tmp_path / "cpu.max").write_text(f"{100000 * (mask + 8)} 100000\n")   # a quota above the mask
+    assert hostinfo.usable_cpus(tmp_path) == mask
+
+
 def test_cpu_model_and_meminfo_parsing():
     assert hostinfo._cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7763 64-Core\n") == \
         "AMD EPYC 7763 64-Core"

@@ -16,9 +16,9 @@ Writes ``result.json``: status ``passed`` | ``failed`` (exported, but ONNX Runti
 exporter / opset / versions, per graph and per tensor. Never raises: any error is the outcome.
 """
 import copy
-import importlib.util
 import json
 import os
+import runpy
 import sys
 import time
 import traceback
@@ -27,19 +27,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 HARNESS = os.path.join(HERE, "..", "..", "onlinemap", "harness")
 
 
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness_export = _load("_onlinemap_harness_export", os.path.join(HARNESS, "export.py"))
-harness_verify = _load("_onlinemap_harness_verify", os.path.join(HARNESS, "verify.py"))
+# the harness's one bootstrap (loader.py by path), then its loader for everything else
+loader = runpy.run_path(os.path.join(HARNESS, "loader.py"))["load_sibling"]("loader")
+harness_export = loader.load_sibling("export")
+harness_verify = loader.load_sibling("verify")
 flat = harness_export.flat
-loader = harness_export.loader
-graphs = _load("_onlinemap_verify_onnx_graphs", os.path.join(HERE, "onnx_graphs.py"))
+graphs = loader.load_file(os.path.join(HERE, "onnx_graphs.py"), "_onlinemap_verify_onnx_graphs")
 
 
 class Outcome(Exception):
@@ -204,7 +197,7 @@ def graph_function(name):
     """A graph of onnx_graphs.py by name, or ``/path/to/file.py:function`` (the tests' small models)."""
     if ":" in name:
         path, func = name.rsplit(":", 1)
-        return getattr(_load("_onlinemap_verify_graph_file", path), func)
+        return getattr(loader.load_file(path, "_onlinemap_verify_graph_file"), func)
     return graphs.GRAPHS[name]
 
 
