@@ -56,6 +56,11 @@ class ConstNvml:
     def running_processes(self, handle): return [ProcessInfo(1, 1 << 30, ("compute",))]
     def utilization_pct(self, handle): return 50
     def power_w(self, handle): return 250.0
+    def clock_event_reasons(self, handle): return 0
+
+    def energy_mj(self, handle):
+        self._energy = getattr(self, "_energy", 10**9) + 5   # a counter that rises, as NVML's
+        return self._energy
 
 
 def measure(label: str, device: str | None, nvml, args) -> dict:
@@ -83,6 +88,9 @@ def measure(label: str, device: str | None, nvml, args) -> dict:
            "process_cpu_pct": round(100.0 * cpu / wall, 3), "wall_s": round(wall, 3)}
     if rec:
         row["gpu_reason"] = rec["nvml_device_reason"]
+        broken = [n for n in rec["notes"] if n.startswith("sampler error")]
+        if broken:   # a sampler that died measures nothing: no row, one line saying why
+            raise SystemExit(f"{label}: {broken[0]}")
     return row
 
 

@@ -289,7 +289,11 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         sampler.take_baseline()
     def on_sample(rec: dict) -> None:
         if sampler is not None and not rec.get("warmup"):
-            sampler.note_measured()   # the measured window: GPU state before, throttling, energy
+            # the measured window (GPU state before, throttling, energy), in the sample's own times
+            t, total = rec.get("t"), rec.get("total_ms")
+            t = t if isinstance(t, (int, float)) else None
+            sampler.note_measured(t, t - total / 1000.0 if t is not None and isinstance(total, (int, float))
+                                  else None)
         if progress is not None:
             progress(rec)
 
@@ -346,10 +350,13 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
             on_start=(lambda pid: sampler.start(root_pid=pid if launches_worker else None)) if sampler else None,
             on_tick=on_tick)
     finally:
-        if sampler is not None:
-            telemetry_record = sampler.stop()
+        try:
+            for f in (lifecycle, follower, predictions):   # the last lines, before the sampler's
+                f.poll()                                    # window closes on the last sample
+        finally:
+            if sampler is not None:
+                telemetry_record = sampler.stop()
     for f in (lifecycle, follower, predictions):
-        f.poll()
         f.close()
     _finish(record, run_dir, outcome, telemetry_record, checker)
     save_run(run_dir, record)

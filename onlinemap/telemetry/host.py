@@ -8,11 +8,18 @@ root pid. Finding the tree costs O(tree), not O(machine): membership is read fro
 reads ``/proc/<pid>/stat`` of *every* process on the machine to build a parent map: 3-11 ms per walk
 at 150-530 processes). Membership is refreshed on each of the first ``YOUNG_SAMPLES`` samples (the
 launch chain and data loader workers appear early), then every ``refresh_every``-th sample; in
-between only the known processes are read (their psutil.Process objects are kept). A child that
+between only the known processes are read. A child that
 starts late is therefore seen within ``refresh_every`` samples (1 s at the sampler's defaults), and
 a short-lived one may be missed (as between any two samples); a known pid reused by a foreign
 process before the next refresh would be read as ours until then (pids wrap rarely within 1 s).
 Kernels built without ``CONFIG_PROC_CHILDREN`` lack those files: psutil's walk is used there.
+
+Where those lists exist, a process is read with two plain reads, ``/proc/<pid>/stat`` (CPU
+time, start time) and ``/proc/<pid>/statm`` (RSS): the files and fields psutil's ``cpu_times()``
+and ``memory_info().rss`` read (``tests/telemetry/test_host.py`` compares the figures). psutil
+takes ~10 Python calls per process for them: ~30 us hot but ~190 us as the sampler wakes, with
+cold caches, ten times a second (issue 16's driver budget). Without the lists, psutil reads
+everything.
 
 * **RSS** is summed over the tree's live processes at one instant and the peak is kept. Pages
   shared between processes (forked workers) are counted once per process, so this over-counts
@@ -21,10 +28,10 @@ Kernels built without ``CONFIG_PROC_CHILDREN`` lack those files: psutil's walk i
   from it: a child that exits keeps what it had used when last sampled. Processes that start and
   end between two samples are missed; the ``children_*`` fields of ``cpu_times()`` are not added,
   because they would count a reaped child twice.
-* Processes come and go while we read them: NoSuchProcess (incl. zombies) and AccessDenied are
-  expected and skipped. Processes are keyed by (pid, create_time) so a reused pid is a new process.
+* Processes come and go while we read them: gone, zombie and unreadable ones are expected and
+  skipped. Processes are keyed by (pid, start time) so a reused pid is a new process.
 
-psutil is imported when a tracker is built, never at import time.
+psutil is imported when a tracker without the kernel's lists is built, never at import time.
 """
 from __future__ import annotations
 
@@ -53,6 +60,44 @@ def _proc_children_supported() -> bool:
     return os.path.exists(f"/proc/{me}/task/{me}/children")
 
 
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _read_proc_file(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_stat(pid: int) -> tuple[int, float, int] | None:
+    """(start time in clock ticks, user + system CPU seconds, RSS bytes) of ``pid`` (proc(5));
+    None when it is gone, a zombie, or not readable.
+
+    CPU and start time come from ``/proc/<pid>/stat``, RSS from ``/proc/<pid>/statm`` as psutil
+    reads it (newer kernels give an exact sum of the per-CPU counters there, and a faster
+    approximation, ~100 KB off, in ``stat``'s rss field)."""
+    raw = _read_proc_file(f"/proc/{pid}/stat")
+    if raw is None:
+        return None
+    # the command name (field 2) is in parentheses and may hold spaces or ")": split after the last
+    fields = raw[raw.rfind(b")") + 2:].split()
+    if len(fields) < 22 or fields[0] in (b"Z", b"X"):
+        return None
+    statm = _read_proc_file(f"/proc/{pid}/statm")
+    if not statm:
+        return None
+    # fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22; statm: size resident ...
+    return int(fields[19]), (int(fields[11]) + int(fields[12])) / _CLK_TCK, int(statm.split()[1]) * _PAGE
+
+
 def _children(pid: int) -> list[int] | None:
     """Direct children of every thread of ``pid`` (the kernel's lists); None if ``pid`` is gone."""
     try:
@@ -79,11 +124,8 @@ class ProcessTreeTracker:
     """
 
     def __init__(self, root_pid: int, refresh_every: int = DEFAULT_REFRESH_EVERY, exclude=()):
-        import psutil
-
         if int(refresh_every) < 1:
             raise ValueError(f"refresh_every must be >= 1, got {refresh_every!r}")
-        self._psutil = psutil
         self.root_pid = int(root_pid)
         self.refresh_every = int(refresh_every)
         self.peak_rss_bytes: int | None = None
@@ -94,8 +136,22 @@ class ProcessTreeTracker:
         self._cpu_by_proc: dict[tuple[int, float], float] = {}
         self._calls = 0
         self._kernel_lists = _proc_children_supported()
-        self._procs: dict = {}   # pid -> psutil.Process, the known members
+        # the known members: pid -> start time (kernel lists) or pid -> psutil.Process (psutil)
+        self._procs: dict = {}
         self._exclude = {int(p) for p in exclude}   # subtrees that are not the model's
+        self._root = None
+        if self._kernel_lists:
+            self._psutil = None
+            stat = _read_stat(self.root_pid)
+            if stat is None:
+                self.reason = f"root process {self.root_pid} not readable: gone or not ours"
+            else:
+                self._root = stat[0]
+                self._procs[self.root_pid] = stat[0]
+            return
+        import psutil
+
+        self._psutil = psutil
         try:
             self._root = psutil.Process(self.root_pid)
             self._root.create_time()  # cached: later calls detect pid reuse
@@ -118,48 +174,51 @@ class ProcessTreeTracker:
         return sum(self._cpu_by_proc.values()) if self._cpu_by_proc else None
 
     def _refresh(self) -> None:
-        """Re-read membership from the root down; known pids keep their Process objects."""
-        psutil = self._psutil
-        root = self._root
+        """Re-read membership from the root down; known pids keep what was known of them."""
         self.refreshes += 1
-        try:
-            if not root.is_running():  # gone, or its pid was reused by another process
-                self._procs = {}
-                return
-        except psutil.Error:
+        if not self._kernel_lists:
+            self._refresh_psutil()
+            return
+        stat = _read_stat(self.root_pid)
+        if stat is None or stat[0] != self._root:   # gone, or its pid now names another process
             self._procs = {}
             return
-        if not self._kernel_lists:
-            try:
-                kids = root.children(recursive=True)
-                found = {p.pid: p for p in kids}
-                for p in kids:     # an excluded pid takes its descendants with it
-                    if p.pid in self._exclude:
-                        found.pop(p.pid, None)
-                        for q in p.children(recursive=True):
-                            found.pop(q.pid, None)
-            except psutil.Error:
-                found = {}
-            found[root.pid] = root
-            self._procs = found
-            return
-        procs = {root.pid: root}
-        todo = [root.pid]
+        procs = {self.root_pid: self._root}
+        todo = [self.root_pid]
         while todo:
             pid = todo.pop()
             for kid in _children(pid) or ():
                 if kid in procs or kid in self._exclude:
                     continue
                 known = self._procs.get(kid)
-                try:
-                    if known is None or not known.is_running():   # new, or a reused pid
-                        known = psutil.Process(kid)
-                        known.create_time()
-                except psutil.Error:
-                    continue   # ended while we walked
+                if known is None:          # new: its start time says who it is from now on
+                    stat = _read_stat(kid)
+                    if stat is None:
+                        continue           # ended while we walked
+                    known = stat[0]
                 procs[kid] = known
                 todo.append(kid)
         self._procs = procs
+
+    def _refresh_psutil(self) -> None:
+        psutil = self._psutil
+        root = self._root
+        try:
+            if not root.is_running():  # gone, or its pid was reused by another process
+                self._procs = {}
+                return
+            kids = root.children(recursive=True)
+            found = {p.pid: p for p in kids}
+            for p in kids:     # an excluded pid takes its descendants with it
+                if p.pid in self._exclude:
+                    found.pop(p.pid, None)
+                    for q in p.children(recursive=True):
+                        found.pop(q.pid, None)
+        except psutil.Error:
+            self._procs = {}
+            return
+        found[root.pid] = root
+        self._procs = found
 
     def _tree(self) -> list:
         if self._root is None:
@@ -167,25 +226,38 @@ class ProcessTreeTracker:
         calls, self._calls = self._calls, self._calls + 1
         if calls < YOUNG_SAMPLES or calls % self.refresh_every == 0:
             self._refresh()
-        return list(self._procs.values())
+        return list(self._procs.items())
+
+    def _read(self, pid: int, known) -> tuple[tuple, float, int] | None:
+        """((pid, start), CPU s, RSS bytes) of a known member; None (and forgotten) once it is gone."""
+        if self._kernel_lists:
+            stat = _read_stat(pid)
+            if stat is not None and stat[0] == known:
+                return (pid, known), stat[1], stat[2]
+        else:
+            psutil = self._psutil
+            try:
+                with known.oneshot():
+                    rss = known.memory_info().rss
+                    ct = known.cpu_times()
+                    return (pid, known.create_time()), ct.user + ct.system, rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        self._procs.pop(pid, None)   # exited (or zombie), its pid reused, or not ours to read
+        return None
 
     def sample(self) -> TreeSample | None:
         """Read RSS and CPU time of every live process in the tree; None if none could be read."""
-        psutil = self._psutil
         rss_total = 0
         pids = set()
-        for p in self._tree():
-            try:
-                with p.oneshot():
-                    rss = p.memory_info().rss
-                    ct = p.cpu_times()
-                    key = (p.pid, p.create_time())
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                self._procs.pop(p.pid, None)  # exited (or zombie), or not ours to read
+        for pid, known in self._tree():
+            got = self._read(pid, known)
+            if got is None:
                 continue
+            key, cpu_s, rss = got
             rss_total += rss
-            pids.add(p.pid)
-            self._cpu_by_proc[key] = ct.user + ct.system
+            pids.add(pid)
+            self._cpu_by_proc[key] = cpu_s
         if not pids:
             if self.samples == 0 and self.reason is None:
                 self.reason = f"process tree of pid {self.root_pid} gone before the first sample"

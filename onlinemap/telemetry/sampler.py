@@ -34,6 +34,7 @@ context, other allocators).
 """
 from __future__ import annotations
 
+import collections
 import csv
 import logging
 import threading
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PERIOD_S = 0.02
 DEFAULT_HOST_EVERY = 5
+#: clock readings waiting for the window's end to pass them: the runner's lag (< 1 s) at most, but
+#: all of the model's start-up before the first measured sample (22 min at 50 Hz; older ones are
+#: before the window anyway)
+READINGS_KEPT = 1 << 16
 
 #: NVML lists processes on the device, but none of them is in the model's process tree
 REASON_PID_NOT_VISIBLE = "pid not visible"
@@ -223,19 +228,23 @@ class TelemetrySampler:
         self._proc_zero = False
         self._util = _Channel()
         self._power = _Channel()
-        # the measured window, told by the runner (note_measured) as measured samples arrive
+        # the measured window, told by the runner (note_measured) as measured samples arrive, in
+        # the samples' own wall-clock times: the runner reads samples.jsonl in batches (every
+        # 0.25 s while they flow), so when it sees a sample says little about when it ran
         self._measured = 0                    # driver thread: measured samples seen
+        self._win_start: float | None = None      # the first measured sample's start (time.time())
+        self._win_first_end: float | None = None  # ... and its end
+        self._win_end: float | None = None        # the latest measured sample's end; set last
         self._state_before: dict | None = None
         self._state_after: dict | None = None
-        self._energy_begin: tuple | None = None   # (energy_mj, measured count) at the first one
-        self._energy_end: tuple | None = None
-        # sampler thread: clock event reasons and energy, read every tick
+        # sampler thread: clock event reasons and energy, read every tick, kept as (time, mask,
+        # energy) until the window's end has passed them; then inside the window or not
         self._reason_error: str | None = None
         self._energy_error: str | None = None
-        self._energy_last: int | None = None
-        self._seen_measured = 0               # _measured as the sampler thread last saw it
-        self._pending = [0, 0, 0]             # ticks since then: checked, throttled, mask
-        self._window = [0, 0, 0]              # committed to the measured window
+        self._readings: collections.deque = collections.deque(maxlen=READINGS_KEPT)
+        self._window = [0, 0, 0]              # readings inside the window: checked, throttled, mask
+        self._energy_begin: int | None = None     # the counter at the last reading <= first end
+        self._energy_end: int | None = None       # ... at the last reading in (first end, end]
 
     # -- before launch ------------------------------------------------------------------------
     def _ensure_gpu(self) -> None:
@@ -312,36 +321,39 @@ class TelemetrySampler:
                 return
             try:
                 from onlinemap.telemetry.host import ProcessTreeTracker
-            except ImportError:
+
+                tracker = ProcessTreeTracker(root_pid, exclude=() if exclude is None else (exclude,))
+            except ImportError:   # psutil: needed only where the kernel lacks the children lists
                 self._host_reason = "psutil not installed"
                 return
-            tracker = ProcessTreeTracker(root_pid, exclude=() if exclude is None else (exclude,))
             tracker.sample()   # one reading now: a short-lived worker may be gone by the next tick
             self._tree_pids = frozenset({int(root_pid)})
             self._host = tracker   # one assignment: the sampler thread sees the old or the new tree
             self._host_reason = None
 
-    def note_measured(self) -> None:
+    def note_measured(self, t_end: float | None = None, t_start: float | None = None) -> None:
         """The runner saw one more measured (non-warm-up) sample; cheap, called per sample line.
 
-        The first call snapshots the GPU state (``gpu_state_before``) and starts the energy and
-        throttle window; each call moves its end. Ticks are committed to the window when a later
-        sample arrives, so ticks after the last sample (the model exiting) never count.
+        ``t_end`` / ``t_start``: when the sample ended and began (``time.time()``, the worker's
+        clock, which is this machine's; default: now). The first call snapshots the GPU state
+        (``gpu_state_before``) and opens the throttle and energy window at that sample's start;
+        each call moves its end. Readings are placed by their own times, so ticks after the last
+        sample (the model exiting) never count, however late the runner reads the samples.
         """
         self._measured += 1
         if not self._gpu_ready:
             return
+        if t_end is None:
+            t_end = time.time()
         if self._measured == 1:
             try:
                 self._state_before = gpu_state(self._nvml, self._ref.handle)
             except Exception as exc:  # a broken driver must not stop the run
                 self._notes.append(f"GPU state before not read: {exc}")
-            if self._energy_last is not None:
-                self._energy_begin = (self._energy_last, self._measured)
-        elif self._energy_begin is None and self._energy_last is not None:
-            self._energy_begin = (self._energy_last, self._measured)
-        if self._energy_last is not None:
-            self._energy_end = (self._energy_last, self._measured)
+            self._win_start = min(t_end, t_start) if t_start is not None else t_end
+            self._win_first_end = t_end
+        if self._win_end is None or t_end > self._win_end:
+            self._win_end = t_end     # last: the sampler thread reads it first, then the start
 
     def _open_csv(self) -> None:
         try:
@@ -410,36 +422,44 @@ class TelemetrySampler:
                                 _cell(util, "%.0f"), _cell(power), _cell(rss_mb)))
 
     def _sample_clock_state(self, nv: Any, h: Any) -> None:
-        """Clock event reasons and the energy counter, for the measured window (one tick each)."""
-        if self._measured != self._seen_measured:   # a sample arrived: earlier ticks were inside
-            self._commit_pending()
+        """Clock event reasons and the energy counter, kept with their time for the window."""
+        t = time.time()
+        mask = energy = None
         if self._reason_error is None:
             try:
-                mask = nv.clock_event_reasons(h)
+                mask = int(nv.clock_event_reasons(h))
             except NvmlCallError as exc:
                 self._reason_error = (REASON_NOT_SUPPORTED if exc.not_supported
                                       else f"query failed: {exc}")
-            else:
-                if self._measured:
-                    p = self._pending
-                    p[0] += 1
-                    if THROTTLE_REASONS.intersection(decode_clock_reasons(mask)):
-                        p[1] += 1
-                        p[2] |= int(mask)
         if self._energy_error is None:
             try:
-                self._energy_last = nv.energy_mj(h)
+                energy = nv.energy_mj(h)
             except NvmlCallError as exc:
                 self._energy_error = (REASON_NOT_SUPPORTED if exc.not_supported
                                       else f"query failed: {exc}")
+        if mask is not None or energy is not None:
+            self._readings.append((t, mask, energy))
+        self._place_readings()
 
-    def _commit_pending(self) -> None:
-        self._seen_measured = self._measured
-        w, p = self._window, self._pending
-        w[0] += p[0]
-        w[1] += p[1]
-        w[2] |= p[2]
-        self._pending = [0, 0, 0]
+    def _place_readings(self) -> None:
+        """Put every reading the window's end has passed inside the window or outside it."""
+        end = self._win_end
+        if end is None:
+            return
+        start, first_end = self._win_start, self._win_first_end
+        readings, w = self._readings, self._window
+        while readings and readings[0][0] <= end:
+            t, mask, energy = readings.popleft()
+            if energy is not None:
+                if t <= first_end:
+                    self._energy_begin = energy
+                else:
+                    self._energy_end = energy
+            if mask is not None and t >= start:
+                w[0] += 1
+                if THROTTLE_REASONS.intersection(decode_clock_reasons(mask)):
+                    w[1] += 1
+                    w[2] |= mask
 
     def _sample_processes(self, nv: Any, h: Any) -> float | None:
         """Sum of NVML per-process memory over our tree's pids, when really found (MiB)."""
@@ -483,8 +503,7 @@ class TelemetrySampler:
                         self._notes.append(f"telemetry CSV not flushed: {exc}")
                     self._csv_fh = self._csv = None
                 if self._gpu_ready and self._measured:
-                    if self._measured != self._seen_measured:
-                        self._commit_pending()   # ticks before the last sample the runner saw
+                    self._place_readings()   # up to the last sample the runner saw
                     try:
                         self._state_after = gpu_state(self._nvml, self._ref.handle)
                     except Exception as exc:
@@ -586,17 +605,18 @@ class TelemetrySampler:
             rec.throttled = hit > 0
         if self._energy_error is not None:
             rec.energy_reason = self._energy_error
+        elif self._measured < 2:
+            rec.energy_reason = no_window if not self._measured else "fewer than two measured samples"
         elif self._energy_begin is None or self._energy_end is None:
-            rec.energy_reason = no_window if not self._measured else "no energy reading in time"
+            rec.energy_reason = "no energy reading in time"
         else:
-            (e0, n0), (e1, n1) = self._energy_begin, self._energy_end
-            rec.energy_samples = n1 - n0
-            if n1 - n0 < 1 or e1 < e0:
-                rec.energy_reason = ("too few samples between two energy readings"
-                                     if e1 >= e0 else "energy counter went backwards")
+            e0, e1 = self._energy_begin, self._energy_end
+            n = rec.energy_samples = self._measured - 1   # those ending after the first one's end
+            if e1 < e0:
+                rec.energy_reason = "energy counter went backwards"
             else:
                 rec.energy_j = round((e1 - e0) / 1000.0, 3)
-                rec.energy_per_sample_j = round(rec.energy_j / (n1 - n0), 4)
+                rec.energy_per_sample_j = round(rec.energy_j / n, 4)
 
     def _process_result(self, notes: list) -> tuple[float | None, str | None]:
         if self._proc_peak is not None:

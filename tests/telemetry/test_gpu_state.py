@@ -144,3 +144,38 @@ def test_pynvml_names_exist_in_the_installed_package():
     assert pynvml.NVML_TEMPERATURE_GPU == 0
     assert pynvml.nvmlClocksEventReasonSwPowerCap == SW_POWER_CAP
     assert pynvml.nvmlClocksThrottleReasonHwThermalSlowdown == HW_THERMAL
+
+
+def test_the_window_is_placed_by_the_samples_times_not_when_the_runner_reads_them():
+    """The runner reads samples.jsonl in batches (every 0.25 s while they flow): a batch read after
+    the model ended still places throttling inside the samples' own times, and what came after the
+    last sample's end stays out, however late the batch is read."""
+    gpu = FakeGpu(energy_mj=lambda n: 1_000_000 + 100 * n)
+    s = TelemetrySampler("cuda:0", period_s=0.002, nvml=FakeNvml([gpu]), env={})
+    s.start(root_pid=os.getpid())
+
+    def ticks(k):
+        n = gpu.calls["clock_event_reasons"]
+        wait_for(lambda: gpu.calls["clock_event_reasons"] >= n + k)
+
+    ticks(3)                                   # the model loads: no reason
+    gpu._reasons = lambda k: HW_THERMAL        # throttled while the samples run ...
+    times, energy_calls = [], []
+    for _ in range(4):
+        t0 = time.time()
+        ticks(3)
+        times.append((t0, time.time()))
+        energy_calls.append(gpu.calls["energy_mj"])
+    gpu._reasons = lambda k: SW_POWER_CAP      # ... and a power cap after the last one ended
+    ticks(5)
+    for t_start, t_end in times:               # read by the runner only now, in one batch
+        s.note_measured(t_end, t_start)
+    ticks(3)
+    rec = s.stop()
+    assert rec["throttled"] is True and rec["throttle_reasons"] == ["hw_thermal_slowdown"]
+    assert rec["throttle_ticks"] == rec["throttle_checked_ticks"] >= 9   # 3 per sample, the cap never
+    assert rec["energy_samples"] == 3
+    # the counter rises 100 mJ per call: the calls between the first sample's end and the last's
+    # (each end up to one tick early), not the ones while the runner had not read them yet
+    between = energy_calls[-1] - energy_calls[0]
+    assert (between - 2) * 0.1 - 1e-9 <= rec["energy_j"] <= (between + 2) * 0.1 + 1e-9

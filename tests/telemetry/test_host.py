@@ -161,3 +161,48 @@ def test_an_excluded_child_is_left_out_of_the_tree(tmp_path):
     assert alone.pids == after.pids == {proc.pid}
     assert alone.rss_bytes < both.rss_bytes - (90 << 20)
     assert late.result()["rss_peak_bytes"] >= both.rss_bytes - (10 << 20)   # the first look is kept as read
+
+
+def test_one_stat_read_gives_what_psutil_reads(tmp_path):
+    """The fast reader (one /proc/<pid>/stat read) against psutil's own cpu_times() and
+    memory_info() of the same process: the same kernel counters, so the same figures."""
+    from onlinemap.telemetry import host
+
+    if not host._proc_children_supported():
+        pytest.skip("kernel without /proc/<pid>/task/<tid>/children: psutil reads everything there")
+    proc, ready = start(tmp_path, ALLOC_TREE)     # a sleeping tree: its counters stand still
+    try:
+        wait_for(ready.exists, timeout=10)
+        grandchild = next(iter(psutil.Process(proc.pid).children()))
+        for pid in (proc.pid, grandchild.pid):
+            p = psutil.Process(pid)
+            start_ticks, cpu_s, rss = host._read_stat(pid)
+            ct = p.cpu_times()
+            assert rss == p.memory_info().rss
+            assert abs(cpu_s - (ct.user + ct.system)) < 0.02
+            assert abs(psutil.boot_time() + start_ticks / host._CLK_TCK - p.create_time()) < 0.02
+    finally:
+        kill(proc)
+    assert host._read_stat(proc.pid) is None      # reaped: gone
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])
+    wait_for(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE, timeout=10)
+    assert host._read_stat(zombie.pid) is None    # exited, not yet reaped: not a member
+    zombie.wait()
+
+
+def test_a_reused_root_pid_is_not_followed(tmp_path):
+    """The root's start time is its identity: a different process under the same pid is not ours."""
+    from onlinemap.telemetry import host
+
+    if not host._proc_children_supported():
+        pytest.skip("kernel without /proc/<pid>/task/<tid>/children")
+    proc, ready = start(tmp_path, ALLOC_TREE)
+    try:
+        wait_for(ready.exists, timeout=10)
+        tracker = ProcessTreeTracker(proc.pid)
+        assert len(tracker.sample().pids) == 2
+        tracker._root -= 1                # as if the pid now named a process started at another time
+        tracker._procs[proc.pid] = tracker._root
+        assert tracker.sample() is None   # neither the root nor, through it, its children are read
+    finally:
+        kill(proc)
