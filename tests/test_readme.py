@@ -109,6 +109,8 @@ def test_first_day_on_a_pod_runs_every_everyday_line(tmp_path):
     assert "(dry run" not in setup.stdout and "reference: ok" in setup.stdout
     assert "(%d scenes x %d samples)" % SETUP_SYNTH_SIZE in setup.stdout
     assert f"onlinemap home: {home}" in setup.stdout
+    assert "needs an NVIDIA GPU" in setup.stdout and "no conda model selected" in setup.stdout   # says what it skipped
+    assert "Done. To use onlinemap" in setup.stdout and "onlinemap doctor" in setup.stdout
     assert (home / "setup" / "smoke-reference.json").is_file()
     assert (user_home / ".local" / "share" / "jupyter" / "kernels" / "onlinemap-driver" / "kernel.json").is_file()
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone,

@@ -10,18 +10,40 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import FIXTURES, run_cli
 
 pytestmark = pytest.mark.timeout(900)
 
 torch = pytest.importorskip("torch")
 
 
-def _export(fmt: str) -> Path:
-    proc = run_cli("export", "--model", "reference", "--format", fmt, "--json", timeout=600)
+def _export(fmt: str, env: dict | None = None) -> Path:
+    proc = run_cli("export", "--model", "reference", "--format", fmt, "--json", env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     meta = json.loads(proc.stdout)
     return Path(meta["folder"])
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory, synth_root) -> tuple[Path, Path]:
+    """(home, folder): ONE real ``onlinemap export --format onnx`` of the reference model, made in a home of its own.
+
+    Read-only for the tests: each copies the folder into its own home (``_copy_export``). The folder's name is
+    the export's content key (adapter, harness, env, checkpoint, opset), not a path, so a copy is found there
+    exactly as the export the command would write."""
+    home = tmp_path_factory.mktemp("export-home")
+    folder = _export("onnx", env={"ONLINEMAP_HOME": str(home), "NUSCENES_ROOT": str(synth_root),
+                                  "ONLINEMAP_ENVS": str(FIXTURES / "envs"), "ONLINEMAP_RESULTS": ""})
+    return home, folder
+
+
+def _copy_export(onnx_export, om_home: Path) -> Path:
+    import shutil
+
+    _, folder = onnx_export
+    dest = om_home / "exports" / folder.name
+    shutil.copytree(folder, dest)
+    return dest
 
 
 def test_flatten_rebuild_round_trip():
@@ -38,11 +60,12 @@ def test_flatten_rebuild_round_trip():
     assert flat.from_paths([(["a"], 1), (["b", 0], 2), (["b", 1], 3)]) == {"a": 1, "b": [2, 3]}
 
 
-def test_reference_exports_onnx_and_pt2_and_verifies(om_home):
-    folder = _export("onnx")
-    meta = json.loads((folder / "metadata.json").read_text())
-    assert (folder / "model.onnx").is_file() and folder.name.startswith("reference-") and folder.name.endswith("-onnx")
-    assert folder.parent == om_home / "exports"
+def test_reference_exports_onnx_and_pt2_and_verifies(om_home, onnx_export):
+    export_home, made = onnx_export
+    meta = json.loads((made / "metadata.json").read_text())
+    assert (made / "model.onnx").is_file() and made.name.startswith("reference-") and made.name.endswith("-onnx")
+    assert made.parent == export_home / "exports"
+    _copy_export(onnx_export, om_home)
     assert [(i["path"], i["shape"], i["dtype"]) for i in meta["inputs"]] == [(["images"], [6, 3, 128, 224], "float32")]
     assert [b["path_str"] for b in meta["baked"]] == ["ego_pose.token", "ego_pose.timestamp", "ego_pose.rotation[0]",
                                                       "ego_pose.rotation[1]", "ego_pose.rotation[2]",
@@ -69,11 +92,11 @@ def test_reference_exports_onnx_and_pt2_and_verifies(om_home):
     assert result["ok"] and len(result["tensors"]) == 4 and all(t["max_abs"] <= 1e-5 for t in result["tensors"])
 
 
-def test_planted_weight_fault_fails_verify_naming_the_tensor(om_home):
+def test_planted_weight_fault_fails_verify_naming_the_tensor(om_home, onnx_export):
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
-    folder = _export("onnx")
+    folder = _copy_export(onnx_export, om_home)      # a copy: the fault is planted in this test's home only
     model = onnx.load(str(folder / "model.onnx"))
     # the map head's weight feeds map_logits and map_points only; the box outputs must stay PASSED
     init = next(i for i in model.graph.initializer if "map_head" in i.name and "weight" in i.name)
@@ -92,8 +115,8 @@ def test_planted_weight_fault_fails_verify_naming_the_tensor(om_home):
     assert "Traceback" not in proc.stderr
 
 
-def test_bench_on_onnxruntime_beside_torch_in_compare_and_report(om_home, tmp_path):
-    _export("onnx")
+def test_bench_on_onnxruntime_beside_torch_in_compare_and_report(om_home, tmp_path, onnx_export):
+    _copy_export(onnx_export, om_home)
     for backend in ("torch", "onnxruntime"):
         proc = run_cli("bench", "--models", "reference", "--backend", backend, "-n", "2", "--warmup", "1",
                        "--device", "cpu", "--no-telemetry", timeout=600)

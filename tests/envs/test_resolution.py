@@ -49,14 +49,14 @@ def uv() -> str:
 
 @pytest.fixture(scope="module")
 def resolutions(uv) -> dict:
-    """Every pack resolved once, concurrently (uv is network-bound: the five run side by side)."""
+    """Every variant of every pack resolved once, concurrently (uv is network-bound: all of them side by side)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def one(pv):
         spec = load_model_spec(*pv)
         return rs.resolve(_reqs(spec), uv=uv, platform=_platform(spec))
 
-    with ThreadPoolExecutor(max_workers=len(PACKS)) as pool:
+    with ThreadPoolExecutor(max_workers=len(VARIANTS)) as pool:
         return dict(zip([_vid(pv) for pv in VARIANTS], pool.map(one, VARIANTS)))
 
 

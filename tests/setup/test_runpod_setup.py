@@ -47,35 +47,9 @@ def _results(env) -> dict:
             os.environ["ONLINEMAP_HOME"] = old
 
 
-def test_setup_reference_then_rerun_skips_everything(script_env, monkeypatch):
-    monkeypatch.delenv("NUSCENES_ROOT", raising=False)
-    home = Path(script_env["ONLINEMAP_HOME"])
-    first = _run([], script_env)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    out = first.stdout
-    assert "smoke:reference" in out and "reference: ok" in out                  # the smoke test ran for real
-    assert (home / "data" / "nuscenes-synth" / "SYNTHETIC.json").is_file()       # synthetic data written
-    assert (home / "setup" / "smoke-reference.json").is_file()
-    assert "needs an NVIDIA GPU" in out and "not set up" in out                  # says plainly what was skipped
-    assert "micromamba" in out and "no conda model selected" in out
-    assert "Done. To use onlinemap" in out and "onlinemap doctor" in out         # final instructions kept
-    runs = list((home / "results").iterdir())
-
-    second = _run([], script_env)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "ready (skipped)" in second.stdout                                    # the venv stage
-    summary = second.stdout.split("== summary", 1)[1]
-    rows = [line.split() for line in summary.splitlines() if line.startswith("  ") and ":" in line.split()[0]
-            or line.strip().split(" ")[0] in ("system", "micromamba", "driver", "data")]
-    statuses = {r[0]: r[1] for r in rows if r}
-    assert statuses and all(s in ("ok", "skipped") for s in statuses.values()), statuses
-    assert "done" not in statuses.values()
-    assert sorted((home / "results").iterdir()) == sorted(runs)                 # no second smoke run
-    assert all(r["status"] in ("ok", "skipped") for r in _results(script_env).values())
-
-
 def test_interrupted_mid_stage_resumes(script_env, monkeypatch):
-    """Killed (SIGKILL, like a pod stop) inside the data stage, then inside the smoke stage: each rerun resumes."""
+    """Killed (SIGKILL, like a pod stop) inside the data stage, then inside the smoke stage: each rerun resumes;
+    the finished setup then says what it skipped, and a rerun of it skips every stage and runs nothing."""
     monkeypatch.delenv("NUSCENES_ROOT", raising=False)
     home = Path(script_env["ONLINEMAP_HOME"])
     killed = _run([], {**script_env, "ONLINEMAP_SETUP_FAULT": "data"})      # SIGKILL inside the data stage
@@ -94,9 +68,30 @@ def test_interrupted_mid_stage_resumes(script_env, monkeypatch):
 
     resumed = _run([], script_env)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "reference: ok" in resumed.stdout
+    out = resumed.stdout
+    assert "smoke:reference" in out and "reference: ok" in out                  # the smoke test ran for real
+    assert (home / "data" / "nuscenes-synth" / "SYNTHETIC.json").is_file()       # synthetic data written
+    assert (home / "setup" / "smoke-reference.json").is_file()
+    assert "needs an NVIDIA GPU" in out and "not set up" in out                  # says plainly what was skipped
+    assert "micromamba" in out and "no conda model selected" in out
+    assert "Done. To use onlinemap" in out and "onlinemap doctor" in out         # final instructions kept
     res = _results(script_env)
     assert all(r["status"] in ("ok", "skipped") for r in res.values()), res
+    runs = list((home / "results").iterdir())
+
+    # a rerun of the finished setup skips everything (once a separate test on a fresh home; an uninterrupted
+    # first run on a fresh home is tests/test_readme.py's, which checks the same plain-skip lines)
+    again = _run([], script_env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "ready (skipped)" in again.stdout                                     # the venv stage
+    summary = again.stdout.split("== summary", 1)[1]
+    rows = [line.split() for line in summary.splitlines() if line.startswith("  ") and ":" in line.split()[0]
+            or line.strip().split(" ")[0] in ("system", "micromamba", "driver", "data")]
+    statuses = {r[0]: r[1] for r in rows if r}
+    assert statuses and all(s in ("ok", "skipped") for s in statuses.values()), statuses
+    assert "done" not in statuses.values()
+    assert sorted((home / "results").iterdir()) == sorted(runs)                 # no second smoke run
+    assert all(r["status"] in ("ok", "skipped") for r in _results(script_env).values())
 
 
 def test_bad_option_and_help(script_env):

@@ -2,6 +2,9 @@
 
 usage: vad_planning.py VAD_ROOT MMDET3D_ROOT IN.json OUT.json
 
+IN.json is ``{"scenes": [{"tables": ..., "cases": [...]}, ...]}``; OUT.json one answer list per scene, in
+order. Many scenes go through one interpreter (the imports take seconds; each scene is scored on its own).
+
 The agent and target arrays are built as ``tools/data_converter/vad_nuscenes_converter.py``
 ``_fill_trainval_infos`` builds them (its own ``get_global_sensor_pose`` and ``quart_to_rpy``, the
 devkit's ``Box``), filtered as VAD's test pipeline filters them (``use_valid_flag``, mmdet3d's
@@ -128,12 +131,10 @@ def sample_arrays(nusc, sample):
     return box_tensor, torch.from_numpy(attr[keep]), torch.from_numpy(ego_fut_trajs)
 
 
-def main():
-    data = json.load(open(in_path))
-    nusc = Tables(data["tables"])
-    metric = PlanningMetric()
+def score_scene(metric, scene):
+    nusc = Tables(scene["tables"])
     out = []
-    for case in data["cases"]:
+    for case in scene["cases"]:
         sample = nusc.get("sample", case["sample_token"])
         boxes, feats, ego = sample_arrays(nusc, sample)
         gt = ego.cumsum(dim=-2)[None]
@@ -148,7 +149,13 @@ def main():
             obj_coll, obj_box_coll = metric.evaluate_coll(pred[:, :cur_time], gt[:, :cur_time], occupancy)
             res["plan_obj_box_col_%ds" % (i + 1)] = obj_box_coll.mean().item()
         out.append(res)
-    json.dump(out, open(out_path, "w"))
+    return out
+
+
+def main():
+    data = json.load(open(in_path))
+    metric = PlanningMetric()      # holds only the BEV grid constants (no accumulated state)
+    json.dump([score_scene(metric, scene) for scene in data["scenes"]], open(out_path, "w"))
 
 
 main()
