@@ -17,8 +17,11 @@ Sides:
 Figures per side: median interval between the ends of consecutive measured samples (ms), the
 CPU time of the whole process tree per sample (``os.wait4`` rusage: the side's interpreter plus
 its reaped children, i.e. driver + worker), the driver's own CPU (``time.process_time`` around
-``om.test``), and post-run time (last sample's end -> ``om.test`` returned). CPU per sample is
-also given as the slope between two sample counts, which removes start-up costs.
+``om.test``), the driver's steady CPU per sample (between the runner handing on the measured
+sample at 10 % and at 90 % of the run: no start-up, no summary), and post-run time (last sample's
+end -> ``om.test`` returned). CPU per sample is also given as the slope between two sample counts,
+which removes start-up costs. ``+ms vs bare`` is paired: each repetition's interval minus the
+bare side's of the same rotation (median [min-max]), so a load change between rotations cancels.
 ``--idle-procs N`` adds N sleeping processes to the machine (costs that scale with the process
 table show up there). ``--baseline DIR`` adds the harness and telemetry sides of another checkout
 (e.g. ``git worktree add /tmp/base <old commit>``), run by this same script with ``DIR`` first on
@@ -125,11 +128,21 @@ def side_bare(n: int, options: dict) -> dict:
 def side_harness(n: int, options: dict, telemetry: bool) -> dict:
     import onlinemap as om
 
+    steady = []     # (driver CPU s, measured samples seen) as the runner hands each sample on
+
+    def seen(row: dict) -> None:
+        if not row.get("warmup"):
+            steady.append((time.process_time(), len(steady) + 1))
+
     cpu0 = time.process_time()
     out = om.test("sleepref", samples=n, warmup=WARMUP, device="cpu", telemetry=telemetry,
-                  echo=False, options=options, min_samples=1, min_duration_s=0)
+                  echo=False, options=options, min_samples=1, min_duration_s=0, progress=seen)
     t_done = time.time()
     driver_cpu = time.process_time() - cpu0
+    # the steady state: the driver's CPU between the runner handing on the measured sample at 10 %
+    # of the run and the one at 90 % (well inside the run: start-up, the last batch read after the
+    # model exited and the summary are left out; the runner reads a batch per 0.25 s tick)
+    (c0, k0), (c1, k1) = steady[len(steady) // 10], steady[len(steady) * 9 // 10]
     if out.status != "ok":
         raise SystemExit(f"run failed: {out.status}: {out.record.error}")
     rows = [json.loads(line) for line in (out.run_dir / "samples.jsonl").read_text().splitlines()]
@@ -138,7 +151,7 @@ def side_harness(n: int, options: dict, telemetry: bool) -> dict:
         raise SystemExit(f"expected {n} measured samples, got {len(ends)}")
     shutil.rmtree(out.run_dir)   # keep the results store small between repetitions
     return {"interval_ms": _interval_ms(ends), "post_run_s": t_done - ends[-1],
-            "driver_cpu_s": driver_cpu}
+            "driver_cpu_s": driver_cpu, "steady_cpu_ms": (c1 - c0) * 1000 / max(k1 - k0, 1)}
 
 
 def run_side(side: str, n: int, forward_ms: float, baseline: Path | None = None) -> dict:
@@ -180,20 +193,23 @@ def measure(forward_ms: float, counts: list[int], reps: int, sides: tuple = SIDE
 def report(forward_ms: float, counts: list[int], res: dict, sides: tuple = SIDES) -> None:
     print(f"\nforward = sleep {forward_ms:g} ms; median [min-max] over {len(res[(counts[0], 'bare')])} "
           f"rotated repetitions")
-    print(f"{'samples':>7} {'side':<14} {'interval ms':>22} {'+ms vs bare':>12} {'+%':>7} "
-          f"{'tree CPU ms/sample':>24} {'driver CPU ms/s.':>17} {'post-run s':>20}")
+    print(f"{'samples':>7} {'side':<14} {'interval ms':>22} {'+ms vs bare, paired':>24} {'+%':>7} "
+          f"{'tree CPU ms/sample':>24} {'driver CPU ms/s.':>17} {'steady driver ms/s.':>22} {'post-run s':>20}")
     for n in counts:
         bare = median([x["interval_ms"] for x in res[(n, "bare")]])
+        bare_by_rep = [x["interval_ms"] for x in res[(n, "bare")]]
         for side in sides:
             rows = res[(n, side)]
             iv = [x["interval_ms"] for x in rows]
             cpu = [x["tree_cpu_s"] * 1000 / n for x in rows]
             drv = [x["driver_cpu_s"] * 1000 / n for x in rows if "driver_cpu_s" in x]
+            std = [x["steady_cpu_ms"] for x in rows if "steady_cpu_ms" in x]
             post = [x["post_run_s"] for x in rows]
-            d = median(iv) - bare
-            print(f"{n:>7} {side:<14} {_spread(iv, '%.3f'):>22} {d:>+12.3f} {d / bare * 100:>+6.2f}% "
+            paired = [a - b for a, b in zip(iv, bare_by_rep)]
+            d = median(paired)
+            print(f"{n:>7} {side:<14} {_spread(iv, '%.3f'):>22} {_spread(paired, '%+.3f'):>24} {d / bare * 100:>+6.2f}% "
                   f"{_spread(cpu, '%.3f'):>24} {(('%.3f' % median(drv)) if drv else '-'):>17} "
-                  f"{_spread(post, '%.2f'):>20}")
+                  f"{(_spread(std, '%.3f') if std else '-'):>22} {_spread(post, '%.2f'):>20}")
     if len(counts) >= 2:
         a, b = min(counts), max(counts)
         print(f"marginal CPU per sample (slope {a} -> {b} samples, start-up removed):")

@@ -15,7 +15,7 @@ sampler on the launched pid, and stops it when the process ends, times out or is
 
 A daemon thread ticks every ``period_s`` (default 20 ms). Each tick reads NVML device memory (v2
 struct), the device's process list, utilisation and power; every ``host_every``-th tick (default 5,
-i.e. every 100 ms) it also reads the host process tree (RSS and CPU time, psutil). The tree's pids
+i.e. every 100 ms) it also reads the host process tree (RSS and CPU time, from /proc). The tree's pids
 from the last host reading are the ones looked up in NVML's process list. Without a GPU to read
 (CPU runs, no NVML) the thread wakes only for the host readings, every ``period_s * host_every``:
 the other ticks would have nothing to do (``samples`` then counts those wake-ups).
