@@ -291,9 +291,12 @@ def run_model(spec: ModelSpec, settings: RunSettings, *, results_root: Path | No
         if sampler is not None and not rec.get("warmup"):
             # the measured window (GPU state before, throttling, energy), in the sample's own times
             t, total = rec.get("t"), rec.get("total_ms")
-            t = t if isinstance(t, (int, float)) else None
-            sampler.note_measured(t, t - total / 1000.0 if t is not None and isinstance(total, (int, float))
-                                  else None)
+            if not isinstance(t, (int, float)):
+                sampler.note_measured()              # no time in the row: when it was read
+            elif isinstance(total, (int, float)):
+                sampler.note_measured(t, t - total / 1000.0)
+            else:
+                sampler.note_measured(t)
         if progress is not None:
             progress(rec)
 

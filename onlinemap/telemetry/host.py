@@ -10,15 +10,16 @@ at 150-530 processes). Membership is refreshed on each of the first ``YOUNG_SAMP
 launch chain and data loader workers appear early), then every ``refresh_every``-th sample; in
 between only the known processes are read. A child that
 starts late is therefore seen within ``refresh_every`` samples (1 s at the sampler's defaults), and
-a short-lived one may be missed (as between any two samples); a known pid reused by a foreign
-process before the next refresh would be read as ours until then (pids wrap rarely within 1 s).
-Kernels built without ``CONFIG_PROC_CHILDREN`` lack those files: psutil's walk is used there.
+a short-lived one may be missed (as between any two samples). Every read checks the process's start
+time, so a known pid reused by a foreign process is dropped at once. Kernels built without
+``CONFIG_PROC_CHILDREN`` lack those files: psutil's walk is used there (its ``is_running()`` checks
+reuse at each refresh only).
 
 Where those lists exist, a process is read with two plain reads, ``/proc/<pid>/stat`` (CPU
 time, start time) and ``/proc/<pid>/statm`` (RSS): the files and fields psutil's ``cpu_times()``
 and ``memory_info().rss`` read (``tests/telemetry/test_host.py`` compares the figures). psutil
-takes ~10 Python calls per process for them: ~30 us hot but ~190 us as the sampler wakes, with
-cold caches, ten times a second (issue 16's driver budget). Without the lists, psutil reads
+takes ~10 Python calls per process for them: ~30 us hot, but ~480 us as the sampler wakes with
+cold caches, ten times a second, against ~280 us for the two reads (issue 16's driver budget). Without the lists, psutil reads
 everything.
 
 * **RSS** is summed over the tree's live processes at one instant and the peak is kept. Pages
