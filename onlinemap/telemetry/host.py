@@ -15,12 +15,15 @@ time, so a known pid reused by a foreign process is dropped at once. Kernels bui
 ``CONFIG_PROC_CHILDREN`` lack those files: psutil's walk is used there (its ``is_running()`` checks
 reuse at each refresh only).
 
-Where those lists exist, a process is read with two plain reads, ``/proc/<pid>/stat`` (CPU
-time, start time) and ``/proc/<pid>/statm`` (RSS): the files and fields psutil's ``cpu_times()``
-and ``memory_info().rss`` read (``tests/telemetry/test_host.py`` compares the figures). psutil
-takes ~10 Python calls per process for them: ~30 us hot, but ~480 us as the sampler wakes with
-cold caches, ten times a second, against ~280 us for the two reads (issue 16's driver budget). Without the lists, psutil reads
-everything.
+Where those lists exist, a process is read from ``/proc/<pid>/stat`` (CPU time, start time) and
+``/proc/<pid>/statm`` (RSS): the files and fields psutil's ``cpu_times()`` and
+``memory_info().rss`` read (``tests/telemetry/test_host.py`` compares the figures). Both stay
+open while the process is a member and each reading is one ``pread`` per file: as the sampler
+wakes with cold caches, ten times a second, psutil's ~10 Python calls per process cost ~480 us
+here, open + read + close of the two files ~140-280 us, two ``pread`` ~70 us (issue 16's driver
+budget). An open ``/proc/<pid>`` file stays bound to its process: once that process is gone
+(reaped), reading it fails with ESRCH, even if the pid has been given to another, so a kept
+descriptor can never read a stranger. Without the lists, psutil reads everything.
 
 * **RSS** is summed over the tree's live processes at one instant and the peak is kept. Pages
   shared between processes (forked workers) are counted once per process, so this over-counts
@@ -78,25 +81,51 @@ def _read_proc_file(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _read_stat(pid: int) -> tuple[int, float, int] | None:
-    """(start time in clock ticks, user + system CPU seconds, RSS bytes) of ``pid`` (proc(5));
-    None when it is gone, a zombie, or not readable.
+def _parse_stat(raw: bytes | None, statm: bytes | None) -> tuple[int, float, int] | None:
+    """(start time in clock ticks, user + system CPU seconds, RSS bytes) from the two files' text;
+    None when either is missing or the process is a zombie.
 
-    CPU and start time come from ``/proc/<pid>/stat``, RSS from ``/proc/<pid>/statm`` as psutil
-    reads it (newer kernels give an exact sum of the per-CPU counters there, and a faster
-    approximation, ~100 KB off, in ``stat``'s rss field)."""
-    raw = _read_proc_file(f"/proc/{pid}/stat")
-    if raw is None:
+    CPU and start time come from ``stat``, RSS from ``statm`` as psutil reads it (newer kernels
+    give an exact sum of the per-CPU counters there, and a faster approximation, ~100 KB off, in
+    ``stat``'s rss field)."""
+    if not raw or not statm:
         return None
     # the command name (field 2) is in parentheses and may hold spaces or ")": split after the last
     fields = raw[raw.rfind(b")") + 2:].split()
     if len(fields) < 22 or fields[0] in (b"Z", b"X"):
         return None
-    statm = _read_proc_file(f"/proc/{pid}/statm")
-    if not statm:
-        return None
     # fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22; statm: size resident ...
     return int(fields[19]), (int(fields[11]) + int(fields[12])) / _CLK_TCK, int(statm.split()[1]) * _PAGE
+
+
+def _read_stat(pid: int) -> tuple[int, float, int] | None:
+    """:func:`_parse_stat` of ``pid``'s files, opened for this one reading (proc(5)); None when it is
+    gone, a zombie, or not readable."""
+    raw = _read_proc_file(f"/proc/{pid}/stat")
+    if raw is None:
+        return None
+    return _parse_stat(raw, _read_proc_file(f"/proc/{pid}/statm"))
+
+
+def _open_proc(pid: int) -> tuple[int, int] | None:
+    """``pid``'s stat and statm, opened to be read again and again (:func:`_pread_stat`)."""
+    try:
+        stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        return stat_fd, os.open(f"/proc/{pid}/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        os.close(stat_fd)
+        return None
+
+
+def _pread_stat(fds: tuple[int, int]) -> tuple[int, float, int] | None:
+    """:func:`_parse_stat` of kept descriptors, read afresh from offset 0; None once the process is gone."""
+    try:
+        return _parse_stat(os.pread(fds[0], 4096, 0), os.pread(fds[1], 4096, 0))
+    except OSError:        # ESRCH: the process these files belong to has been reaped
+        return None
 
 
 def _children(pid: int) -> list[int] | None:
@@ -139,6 +168,7 @@ class ProcessTreeTracker:
         self._kernel_lists = _proc_children_supported()
         # the known members: pid -> start time (kernel lists) or pid -> psutil.Process (psutil)
         self._procs: dict = {}
+        self._fds: dict[int, tuple[int, int]] = {}   # kernel lists: a member's stat and statm, kept open
         self._exclude = {int(p) for p in exclude}   # subtrees that are not the model's
         self._root = None
         if self._kernel_lists:
@@ -165,9 +195,28 @@ class ProcessTreeTracker:
         """Leave ``pid`` (and its children) out from now on, and forget what was read from it."""
         pid = int(pid)
         self._exclude.add(pid)
-        self._procs.pop(pid, None)
+        self._forget(pid)
         for key in [k for k in self._cpu_by_proc if k[0] == pid]:
             self._cpu_by_proc.pop(key, None)
+
+    def _forget(self, pid: int) -> None:
+        self._procs.pop(pid, None)
+        fds = self._fds.pop(pid, None)
+        if fds is not None:
+            for fd in fds:
+                os.close(fd)
+
+    def close(self) -> None:
+        """Close the kept descriptors (the results stay readable). Call once nothing samples any more."""
+        for pid in list(self._fds):
+            self._forget(pid)
+        self._procs = {}
+
+    def __del__(self) -> None:     # a tracker dropped without close() (tests, a replaced tree)
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - at interpreter exit os may already be torn down
+            pass
 
     @property
     def cpu_time_s(self) -> float | None:
@@ -182,7 +231,7 @@ class ProcessTreeTracker:
             return
         stat = _read_stat(self.root_pid)
         if stat is None or stat[0] != self._root:   # gone, or its pid now names another process
-            self._procs = {}
+            self.close()
             return
         procs = {self.root_pid: self._root}
         todo = [self.root_pid]
@@ -199,6 +248,8 @@ class ProcessTreeTracker:
                     known = stat[0]
                 procs[kid] = known
                 todo.append(kid)
+        for pid in [p for p in self._fds if p not in procs]:   # left the tree: stop holding its files
+            self._forget(pid)
         self._procs = procs
 
     def _refresh_psutil(self) -> None:
@@ -232,7 +283,14 @@ class ProcessTreeTracker:
     def _read(self, pid: int, known) -> tuple[tuple, float, int] | None:
         """((pid, start), CPU s, RSS bytes) of a known member; None (and forgotten) once it is gone."""
         if self._kernel_lists:
-            stat = _read_stat(pid)
+            fds = self._fds.get(pid)
+            if fds is None:
+                fds = _open_proc(pid)
+                if fds is not None:
+                    self._fds[pid] = fds
+            stat = None if fds is None else _pread_stat(fds)
+            # the start time is checked on the first reading (the pid may have been reused between
+            # the membership walk and the open); later ones cannot change process (module docstring)
             if stat is not None and stat[0] == known:
                 return (pid, known), stat[1], stat[2]
         else:
@@ -244,7 +302,7 @@ class ProcessTreeTracker:
                     return (pid, known.create_time()), ct.user + ct.system, rss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
-        self._procs.pop(pid, None)   # exited (or zombie), its pid reused, or not ours to read
+        self._forget(pid)   # exited (or zombie), its pid reused, or not ours to read
         return None
 
     def sample(self) -> TreeSample | None:

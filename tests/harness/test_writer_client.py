@@ -46,3 +46,50 @@ def test_a_nan_prediction_fails_the_write_at_its_row(tmp_path):
         out.close()
     assert info.value.report["index"] == 1 and info.value.report["type"] == "ValueError"
     assert [p["sample_token"] for p in _lines(preds)] == ["ok"]
+
+
+def test_a_reported_failure_is_raised_by_a_later_row_without_waiting_for_close(tmp_path, monkeypatch):
+    """row() looks at the report pipe every CHECK_EVERY_S, not every sample (a system call each)."""
+    import select
+
+    monkeypatch.setattr(writer, "CHECK_EVERY_S", 0.0)
+    out = writer.Client(str(tmp_path / "p.jsonl"), str(tmp_path / "s.jsonl"))
+    out.touch()
+    out.prediction({"sample_token": "bad", "score": float("nan")})
+    out.row({"index": 0})
+    assert select.select([out._report_fd], [], [], 60)[0], "the writer never reported the NaN"
+    with pytest.raises(writer.WriteFailed) as info:
+        out.prediction({"sample_token": "next"})
+        out.row({"index": 1})
+    assert info.value.report["index"] == 0
+    with pytest.raises(writer.WriteFailed):
+        out.close()
+
+
+def test_a_dead_writer_is_a_write_failure_at_the_next_row(tmp_path):
+    out = writer.Client(str(tmp_path / "p.jsonl"), str(tmp_path / "s.jsonl"))
+    out.touch()
+    out.proc.kill()
+    out.proc.wait()
+    with pytest.raises(writer.WriteFailed, match="writer"):
+        out.prediction({"sample_token": "a"})
+        out.row({"index": 0})
+
+
+def test_a_vector_write_cut_short_sends_the_rest(tmp_path, monkeypatch):
+    """writev on a pipe returns short only when a signal interrupts it; the rest then goes out whole."""
+    preds, samples = tmp_path / "predictions.jsonl", tmp_path / "samples.jsonl"
+    out = writer.Client(str(preds), str(samples))
+    out.touch()
+    real = writer.os.writev
+
+    def short(fd, parts):
+        return real(fd, [parts[0], parts[1][:5]])      # the first header and 5 bytes, then "a signal"
+
+    monkeypatch.setattr(writer.os, "writev", short)
+    out.prediction({"sample_token": "t0", "x": [0.5] * 100})
+    out.row({"index": 0, "sample_token": "t0"})
+    monkeypatch.undo()
+    out.close()
+    assert _lines(preds) == [{"sample_token": "t0", "x": [0.5] * 100}]
+    assert _lines(samples) == [{"index": 0, "sample_token": "t0"}]

@@ -206,3 +206,49 @@ def test_a_reused_root_pid_is_not_followed(tmp_path):
         assert tracker.sample() is None   # neither the root nor, through it, its children are read
     finally:
         kill(proc)
+
+
+def _open_fds() -> set:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def test_members_files_stay_open_between_readings_and_are_closed_when_they_leave(tmp_path):
+    """Two preads per member and reading (no open/close each time), and no descriptor left behind."""
+    from onlinemap.telemetry import host
+
+    if not host._proc_children_supported():
+        pytest.skip("kernel without /proc/<pid>/task/<tid>/children: psutil reads the tree")
+    before = _open_fds()
+    proc, ready = start(tmp_path, ALLOC_TREE)
+    try:
+        wait_for(ready.exists, timeout=10)
+        tracker = ProcessTreeTracker(proc.pid)
+        assert len(tracker.sample().pids) == 2
+        held = _open_fds() - before
+        assert len(held) == 4                        # stat + statm of the child and the grandchild
+        first = tracker.sample()
+        assert _open_fds() - before == held and first.rss_bytes > 100 << 20
+        kill(proc)                                   # both gone and reaped (the grandchild by init)
+        wait_for(lambda: tracker.sample() is None, timeout=10)
+        assert _open_fds() - before == set()
+        assert tracker.result()["rss_peak_bytes"] > 100 << 20
+    finally:
+        kill(proc)
+        tracker.close()
+    assert _open_fds() - before == set()
+
+
+def test_a_kept_descriptor_never_reads_another_process():
+    """Once its process is reaped a kept /proc file fails (ESRCH) instead of reading the pid's next owner."""
+    from onlinemap.telemetry import host
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    fds = host._open_proc(proc.pid)
+    try:
+        assert host._pread_stat(fds) is not None
+        proc.kill()
+        proc.wait()
+        assert host._pread_stat(fds) is None
+    finally:
+        for fd in fds:
+            os.close(fd)
