@@ -207,7 +207,6 @@ class TelemetrySampler:
         self._t0 = 0.0
         self._t_end: float | None = None
         self._host: Any = None
-        self._retired_hosts: list = []     # trackers replaced by track(), closed at stop()
         self._host_reason: str | None = None
         self._tree_pids: frozenset = frozenset()
         self._csv_fh: Any = None
@@ -329,8 +328,7 @@ class TelemetrySampler:
                 return
             tracker.sample()   # one reading now: a short-lived worker may be gone by the next tick
             self._tree_pids = frozenset({int(root_pid)})
-            if self._host is not None:    # closed at stop: the sampler thread may be reading it now
-                self._retired_hosts.append(self._host)
+            # a replaced tracker closes its files when the last reference (the thread's, mid-tick) goes
             self._host = tracker   # one assignment: the sampler thread sees the old or the new tree
             self._host_reason = None
 
@@ -500,8 +498,8 @@ class TelemetrySampler:
                     if self._thread.is_alive():
                         self._notes.append("sampler thread did not stop within the join timeout")
                 if self._thread is None or not self._thread.is_alive():   # nothing reads them any more
-                    for host in self._retired_hosts + ([self._host] if self._host is not None else []):
-                        host.close()
+                    if self._host is not None:
+                        self._host.close()
                 if self._csv_fh is not None:
                     try:
                         self._csv_fh.close()
