@@ -342,12 +342,9 @@ def run(job):
             w0 = time.perf_counter()
             out.prediction(pred)
             write_ms = (time.perf_counter() - w0) * 1000.0
-            out.row({"index": index, "sample_token": sample["token"], "scene_token": sample.get("scene_token"),
-                     "warmup": is_warmup, "ok": True, "data_ms": round((b - a) * 1000.0, 4),
-                     "forward_ms": round(forward_ms, 4),
-                     "forward_cuda_ms": None if cuda_ms is None else round(cuda_ms, 4),
-                     "convert_ms": round((d - c) * 1000.0, 4), "total_ms": round((d - a) * 1000.0, 4),
-                     "write_ms": round(write_ms, 4), "t": time.time()})
+            # raw times: the writer process rounds them and builds the line (writer.measured_row)
+            out.measured((index, sample["token"], sample.get("scene_token"), is_warmup, a, b, c, d,
+                          forward_ms, cuda_ms, write_ms, time.time()))
         except writer.WriteFailed as exc:
             return _write_failed(exc.report, job, out, ev, fail)
         except (OSError, TypeError, ValueError) as exc:

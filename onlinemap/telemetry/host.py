@@ -173,7 +173,7 @@ class ProcessTreeTracker:
         self._root = None
         if self._kernel_lists:
             self._psutil = None
-            stat = _read_stat(self.root_pid)
+            stat = self._member_stat(self.root_pid)
             if stat is None:
                 self.reason = f"root process {self.root_pid} not readable: gone or not ours"
             else:
@@ -229,7 +229,7 @@ class ProcessTreeTracker:
         if not self._kernel_lists:
             self._refresh_psutil()
             return
-        stat = _read_stat(self.root_pid)
+        stat = self._member_stat(self.root_pid)
         if stat is None or stat[0] != self._root:   # gone, or its pid now names another process
             self.close()
             return
@@ -242,7 +242,7 @@ class ProcessTreeTracker:
                     continue
                 known = self._procs.get(kid)
                 if known is None:          # new: its start time says who it is from now on
-                    stat = _read_stat(kid)
+                    stat = self._member_stat(kid)
                     if stat is None:
                         continue           # ended while we walked
                     known = stat[0]
@@ -280,15 +280,24 @@ class ProcessTreeTracker:
             self._refresh()
         return list(self._procs.items())
 
+    def _member_stat(self, pid: int) -> tuple[int, float, int] | None:
+        """:func:`_parse_stat` of ``pid`` through its kept descriptors (opened at the first reading:
+        the membership walk and the samples between share them); None when it is gone."""
+        fds = self._fds.get(pid)
+        if fds is None:
+            fds = _open_proc(pid)
+            if fds is None:
+                return None
+            self._fds[pid] = fds
+        stat = _pread_stat(fds)
+        if stat is None:
+            self._forget(pid)
+        return stat
+
     def _read(self, pid: int, known) -> tuple[tuple, float, int] | None:
         """((pid, start), CPU s, RSS bytes) of a known member; None (and forgotten) once it is gone."""
         if self._kernel_lists:
-            fds = self._fds.get(pid)
-            if fds is None:
-                fds = _open_proc(pid)
-                if fds is not None:
-                    self._fds[pid] = fds
-            stat = None if fds is None else _pread_stat(fds)
+            stat = self._member_stat(pid)
             # the start time is checked on the first reading (the pid may have been reused between
             # the membership walk and the open); later ones cannot change process (module docstring)
             if stat is not None and stat[0] == known:

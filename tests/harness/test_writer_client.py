@@ -22,6 +22,30 @@ def test_a_prediction_goes_with_its_row_and_before_it(tmp_path):
     assert [r["index"] for r in _lines(samples)] == [0, 1, 2]
 
 
+def test_a_measured_sample_is_sent_as_raw_times_and_written_as_its_full_line(tmp_path):
+    """measured() takes the worker's clock readings; the writer rounds them into the documented line."""
+    preds, samples = tmp_path / "predictions.jsonl", tmp_path / "samples.jsonl"
+    out = writer.Client(str(preds), str(samples))
+    out.touch()
+    out.prediction({"sample_token": "t0"})
+    out.measured((0, "t0", "s0", True, 10.0, 10.0012345678, 10.0212345678, 10.0222345678,
+                  20.000012345, None, 0.0123456, 1700000000.25))
+    out.measured((1, "t1", None, False, 1.0, 1.001, 1.021, 1.022, 20.0, 19.87654321, 0.01, 1700000000.5))
+    out.close()
+    first, second = _lines(samples)
+    assert list(first) == ["index", "sample_token", "scene_token", "warmup", "ok", "data_ms", "forward_ms",
+                           "forward_cuda_ms", "convert_ms", "total_ms", "write_ms", "t"]
+    assert first == {"index": 0, "sample_token": "t0", "scene_token": "s0", "warmup": True, "ok": True,
+                     "data_ms": round(0.0012345678 * 1000, 4), "forward_ms": 20.0,
+                     "forward_cuda_ms": None, "convert_ms": round((10.0222345678 - 10.0212345678) * 1000, 4),
+                     "total_ms": round((10.0222345678 - 10.0) * 1000, 4), "write_ms": 0.0123,
+                     "t": 1700000000.25}
+    assert first == writer.measured_row((0, "t0", "s0", True, 10.0, 10.0012345678, 10.0212345678,
+                                         10.0222345678, 20.000012345, None, 0.0123456, 1700000000.25))
+    assert second["forward_cuda_ms"] == 19.8765 and second["scene_token"] is None and not second["warmup"]
+    assert [p["sample_token"] for p in _lines(preds)] == ["t0"]
+
+
 def test_a_prediction_without_its_row_is_still_written_at_close(tmp_path):
     """prediction() holds the frame until its row; close() (or the next prediction) sends it."""
     preds, samples = tmp_path / "predictions.jsonl", tmp_path / "samples.jsonl"
