@@ -68,19 +68,6 @@ _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def _read_proc_file(path: str) -> bytes | None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def _parse_stat(raw: bytes | None, statm: bytes | None) -> tuple[int, float, int] | None:
     """(start time in clock ticks, user + system CPU seconds, RSS bytes) from the two files' text;
     None when either is missing or the process is a zombie.
@@ -96,15 +83,6 @@ def _parse_stat(raw: bytes | None, statm: bytes | None) -> tuple[int, float, int
         return None
     # fields[0] is field 3 (state): utime is field 14, stime 15, starttime 22; statm: size resident ...
     return int(fields[19]), (int(fields[11]) + int(fields[12])) / _CLK_TCK, int(statm.split()[1]) * _PAGE
-
-
-def _read_stat(pid: int) -> tuple[int, float, int] | None:
-    """:func:`_parse_stat` of ``pid``'s files, opened for this one reading (proc(5)); None when it is
-    gone, a zombie, or not readable."""
-    raw = _read_proc_file(f"/proc/{pid}/stat")
-    if raw is None:
-        return None
-    return _parse_stat(raw, _read_proc_file(f"/proc/{pid}/statm"))
 
 
 def _open_proc(pid: int) -> tuple[int, int] | None:
@@ -298,8 +276,8 @@ class ProcessTreeTracker:
         """((pid, start), CPU s, RSS bytes) of a known member; None (and forgotten) once it is gone."""
         if self._kernel_lists:
             stat = self._member_stat(pid)
-            # the start time is checked on the first reading (the pid may have been reused between
-            # the membership walk and the open); later ones cannot change process (module docstring)
+            # a member's start time was read through these same files when it joined, and a kept
+            # file cannot change process (module docstring): a mismatch is only a safety net
             if stat is not None and stat[0] == known:
                 return (pid, known), stat[1], stat[2]
         else:

@@ -163,6 +163,18 @@ def test_an_excluded_child_is_left_out_of_the_tree(tmp_path):
     assert late.result()["rss_peak_bytes"] >= both.rss_bytes - (10 << 20)   # the first look is kept as read
 
 
+def _read_once(host, pid):
+    """One reading of ``pid`` through the tracker's own readers (open, pread, close)."""
+    fds = host._open_proc(pid)
+    if fds is None:
+        return None
+    try:
+        return host._pread_stat(fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
 def test_one_stat_read_gives_what_psutil_reads(tmp_path):
     """The fast reader (one /proc/<pid>/stat read) against psutil's own cpu_times() and
     memory_info() of the same process: the same kernel counters, so the same figures."""
@@ -176,17 +188,17 @@ def test_one_stat_read_gives_what_psutil_reads(tmp_path):
         grandchild = next(iter(psutil.Process(proc.pid).children()))
         for pid in (proc.pid, grandchild.pid):
             p = psutil.Process(pid)
-            start_ticks, cpu_s, rss = host._read_stat(pid)
+            start_ticks, cpu_s, rss = _read_once(host, pid)
             ct = p.cpu_times()
             assert rss == p.memory_info().rss
             assert abs(cpu_s - (ct.user + ct.system)) < 0.02
             assert abs(psutil.boot_time() + start_ticks / host._CLK_TCK - p.create_time()) < 0.02
     finally:
         kill(proc)
-    assert host._read_stat(proc.pid) is None      # reaped: gone
+    assert _read_once(host, proc.pid) is None      # reaped: gone
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
     wait_for(lambda: psutil.Process(zombie.pid).status() == psutil.STATUS_ZOMBIE, timeout=10)
-    assert host._read_stat(zombie.pid) is None    # exited, not yet reaped: not a member
+    assert _read_once(host, zombie.pid) is None    # exited, not yet reaped: not a member
     zombie.wait()
 
 
