@@ -2,7 +2,8 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_sampler.py [--duration 5] [--period 0.02] [--host-every 5] [--json]
+    python benchmarks/bench_sampler.py [--duration 5] [--period 0.02] [--host-every 5]
+        [--host-only-period 0.5] [--json]
 
 Each row samples a real process tree (a sleeping child with two sleeping grandchildren, the shape
 of ``micromamba run`` -> python -> worker) for ``--duration`` seconds and reports
@@ -12,7 +13,8 @@ of ``micromamba run`` -> python -> worker) for ``--duration`` seconds and report
 * ``process CPU %``: this whole process's CPU time (``time.process_time()``) over the same window
   / wall time, with the main thread asleep: what the sampler adds to the driver, as the OS sees it.
 
-Rows: ``idle`` (no sampler: the floor), ``cpu`` (host tree only, GPU skipped), ``nvml`` (the real
+Rows: ``idle`` (no sampler: the floor), ``cpu`` (host tree only, GPU skipped: one wake-up per
+``--host-only-period``), ``nvml`` (the real
 driver; only where one exists), and ``const-nvml``: an in-script object that answers every NVML
 call with constants, i.e. the Python side of a GPU tick without the driver's cost. On a machine
 without a GPU the ``nvml`` row says why it is missing; real driver calls (memory info, process list
@@ -32,8 +34,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from onlinemap.telemetry.nvml import MemoryInfo, ProcessInfo, load_nvml  # noqa: E402
-from onlinemap.telemetry.sampler import (DEFAULT_HOST_EVERY, DEFAULT_PERIOD_S,  # noqa: E402
-                                         TelemetrySampler)
+from onlinemap.telemetry.sampler import (DEFAULT_HOST_EVERY, DEFAULT_HOST_ONLY_PERIOD_S,  # noqa: E402
+                                         DEFAULT_PERIOD_S, TelemetrySampler)
 
 TREE = ("import subprocess, sys, time\n"
         "for _ in range(2): subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
@@ -70,7 +72,7 @@ def measure(label: str, device: str | None, nvml, args) -> dict:
         sampler = None
         if device is not None:
             sampler = TelemetrySampler(device, period_s=args.period, host_every=args.host_every,
-                                       nvml=nvml, env={})
+                                       host_only_period_s=args.host_only_period, nvml=nvml, env={})
             sampler.take_baseline()
         cpu0, t0 = time.process_time(), time.monotonic()
         if sampler is not None:
@@ -82,6 +84,7 @@ def measure(label: str, device: str | None, nvml, args) -> dict:
         os.killpg(tree.pid, signal.SIGKILL)
         tree.wait()
     row = {"config": label, "period_s": args.period if rec else None,
+           "host_period_s": rec["host_period_s"] if rec else None,
            "samples": rec["samples"] if rec else 0, "host_walks": rec["host_samples"] if rec else 0,
            "sampler_cpu_s": rec["sampler_cpu_s"] if rec else None,
            "thread_cpu_pct": rec["sampler_cpu_pct"] if rec else None,
@@ -99,6 +102,8 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=5.0, help="seconds per row (default 5)")
     ap.add_argument("--period", type=float, default=DEFAULT_PERIOD_S)
     ap.add_argument("--host-every", type=int, default=DEFAULT_HOST_EVERY)
+    ap.add_argument("--host-only-period", type=float, default=DEFAULT_HOST_ONLY_PERIOD_S,
+                    help="seconds between host readings when there is no GPU to read")
     ap.add_argument("--json", action="store_true", help="print rows as JSON")
     args = ap.parse_args()
 
@@ -116,7 +121,8 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"telemetry sampler cost: period {args.period * 1000:.0f} ms, host tree every "
-          f"{args.host_every} ticks, {args.duration:.0f} s per row, {os.cpu_count()} CPUs")
+          f"{args.host_every} ticks (every {args.host_only_period:g} s without a GPU), "
+          f"{args.duration:.0f} s per row, {os.cpu_count()} CPUs")
     head = f"{'config':30} {'samples':>8} {'host':>6} {'thread cpu s':>13} {'thread %':>9} {'process %':>10}"
     print(head)
     print("-" * len(head))

@@ -17,7 +17,7 @@ PROTOCOL_VERSION = 1
 STARTED = "started"      # pid, python, argv
 ENV = "env"              # versions of python/torch/cuda/mm* inside the env, device properties
 LOADED = "loaded"        # import_s, load_s (model build + weights), model_alloc_mb
-MEMORY = "memory"        # torch peaks over the measured region (null + reason when not measurable)
+MEMORY = "memory"        # torch peaks over the measured region (null + reason when not measurable), worker_rss_peak_mb
 FINISHED = "finished"    # measured, warmup, wall_s, stop_reason
 ERROR = "error"          # stage, type, message, traceback (the worker exits non-zero after it)
 

@@ -134,9 +134,23 @@ def _torch_cuda(device):
     return torch, None
 
 
+def _own_rss_peak_mb():
+    """This process's peak RSS over its life so far, exact: the kernel's high-water mark (``ru_maxrss``).
+
+    The driver's host series samples the tree a few times a second and can miss a short peak; this
+    one cannot (it covers the worker alone: children and the result writer are not in it)."""
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    except (ImportError, OSError, ValueError):
+        return None
+    return round(peak / (MB if sys.platform == "darwin" else 1024.0), 2)   # bytes on macOS, KiB on Linux
+
+
 def _memory_record(device, peaks_reset):
     torch, reason = _torch_cuda(device)
-    rec = {"event": events.MEMORY}
+    rec = {"event": events.MEMORY, "worker_rss_peak_mb": _own_rss_peak_mb()}
     if torch is None or not peaks_reset:
         reason = reason or "no measured sample"
         rec.update(torch_max_allocated_mb=None, torch_max_reserved_mb=None, reason=reason)

@@ -125,7 +125,8 @@ def summarize_run(run_dir: Path, lifecycle: dict, telemetry: dict | None,
                                              "reason": "the model process did not report memory"}
     memory = {"torch_max_allocated_mb": torch_mem.get("torch_max_allocated_mb"),
               "torch_max_reserved_mb": torch_mem.get("torch_max_reserved_mb"),
-              "torch_reason": torch_mem.get("reason"), "model_alloc_mb": loaded.get("model_alloc_mb")}
+              "torch_reason": torch_mem.get("reason"), "model_alloc_mb": loaded.get("model_alloc_mb"),
+              "worker_rss_peak_mb": torch_mem.get("worker_rss_peak_mb")}
     tel = telemetry or {}
     off = None if telemetry else "telemetry off"
     for key in MEMORY_FROM_TELEMETRY:

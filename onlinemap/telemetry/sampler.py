@@ -17,8 +17,12 @@ A daemon thread ticks every ``period_s`` (default 20 ms). Each tick reads NVML d
 struct), the device's process list, utilisation and power; every ``host_every``-th tick (default 5,
 i.e. every 100 ms) it also reads the host process tree (RSS and CPU time, from /proc). The tree's pids
 from the last host reading are the ones looked up in NVML's process list. Without a GPU to read
-(CPU runs, no NVML) the thread wakes only for the host readings, every ``period_s * host_every``:
-the other ticks would have nothing to do (``samples`` then counts those wake-ups).
+(CPU runs, no NVML) the thread wakes only for the host readings, every ``host_only_period_s``
+(default 0.5 s; ``samples`` then counts those wake-ups). Why slower than with a GPU: there, a host
+reading rides a tick that wakes for NVML anyway; alone, every reading is a wake-up of its own, and
+on a VM that costs as much as the reading (~0.3 ms of CPU in all here, issue 16: at 10 a second it
+was the driver's largest cost). The peak is not lost to the slower series: the worker reports its
+own exact peak RSS (the kernel's high-water mark, ``summary.memory.worker_rss_peak_mb``).
 
 Attribution rules, never a fake zero (STYLE habit 6): a figure that was not measured is None and
 the ``*_reason`` beside it says why. In particular NVML per-process memory is reported only when
@@ -48,7 +52,7 @@ from onlinemap.telemetry.nvml import MIB, REASON_CPU, THROTTLE_REASONS, NvmlCall
 
 __all__ = [
     "TelemetrySampler", "TelemetryRecord", "RECORD_KEYS", "CSV_HEADER",
-    "DEFAULT_PERIOD_S", "DEFAULT_HOST_EVERY",
+    "DEFAULT_PERIOD_S", "DEFAULT_HOST_EVERY", "DEFAULT_HOST_ONLY_PERIOD_S",
     "REASON_PID_NOT_VISIBLE", "REASON_NOT_AVAILABLE", "REASON_NO_PROCESS_LISTED",
     "REASON_NOT_STARTED", "REASON_NOT_SUPPORTED",
 ]
@@ -57,6 +61,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PERIOD_S = 0.02
 DEFAULT_HOST_EVERY = 5
+#: without a GPU to read, the wake-up period of the host readings (each one a wake-up of its own)
+DEFAULT_HOST_ONLY_PERIOD_S = 0.5
 #: clock readings waiting for the window's end to pass them: the runner's lag (< 1 s) at most, but
 #: all of the model's start-up before the first measured sample (22 min at 50 Hz; older ones are
 #: before the window anyway)
@@ -86,6 +92,7 @@ class TelemetryRecord:
     device: str
     period_s: float
     samples: int = 0
+    host_period_s: float | None = None
     host_samples: int = 0
     duration_s: float | None = None
     gpu_uuid: str | None = None
@@ -172,22 +179,27 @@ class TelemetrySampler:
     model process sees it. ``env``: the model process's environment, for ``CUDA_VISIBLE_DEVICES``
     (default ``os.environ``). ``nvml``: an Nvml-like object (tests; NVML is then not shut down
     here); by default NVML is loaded at :meth:`take_baseline` / :meth:`start` and shut down at
-    :meth:`stop`. ``host_every``: walk the process tree every N-th tick. ``csv_path``: also write
+    :meth:`stop`. ``host_every``: walk the process tree every N-th tick; without a GPU to read,
+    every ``host_only_period_s`` instead (see the module docstring). ``csv_path``: also write
     the series, one row per tick that read anything (header :data:`CSV_HEADER`, empty cells for
     values not read in that tick; host RSS is only read every ``host_every``-th tick).
     """
 
     def __init__(self, device: str = "cpu", period_s: float = DEFAULT_PERIOD_S,
                  csv_path: str | Path | None = None, *, nvml: Any = None,
-                 host_every: int = DEFAULT_HOST_EVERY, env: Mapping[str, str] | None = None):
+                 host_every: int = DEFAULT_HOST_EVERY, env: Mapping[str, str] | None = None,
+                 host_only_period_s: float = DEFAULT_HOST_ONLY_PERIOD_S):
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s!r}")
+        if not host_only_period_s > 0:
+            raise ValueError(f"host_only_period_s must be > 0, got {host_only_period_s!r}")
         if int(host_every) < 1:
             raise ValueError(f"host_every must be >= 1, got {host_every!r}")
         self._cuda_index = parse_device(device)  # UsageError on a malformed device, before launch
         self.device = str(device)
         self.period_s = float(period_s)
         self.host_every = int(host_every)
+        self.host_only_period_s = float(host_only_period_s)
         self.csv_path = Path(csv_path) if csv_path is not None else None
         self._env = env
         self._nvml = nvml
@@ -370,9 +382,8 @@ class TelemetrySampler:
     def _run(self) -> None:
         cpu0 = time.thread_time()
         next_t = self._t0
-        # without a GPU to read, only every host_every-th tick has anything to do: wake only for
-        # those (50 -> 10 wake-ups a second at the defaults; the same host readings as before)
-        step = self.period_s if self._gpu_ready else self.period_s * self.host_every
+        # without a GPU to read, only the host readings have anything to do: wake only for those
+        step = self.period_s if self._gpu_ready else self.host_only_period_s
         try:
             while True:
                 self._tick(time.monotonic() - self._t0)
@@ -525,7 +536,9 @@ class TelemetrySampler:
         started = self._thread is not None
         notes = list(self._notes)
         rec = TelemetryRecord(device=self.device, period_s=self.period_s, samples=self._ticks,
-                              nvml_memory_struct=self._struct)
+                              nvml_memory_struct=self._struct,
+                              host_period_s=round(self.period_s * self.host_every if self._gpu_ready
+                                                  else self.host_only_period_s, 6))
         if self._ref is not None:
             rec.gpu_uuid = self._ref.uuid
         if started:

@@ -57,6 +57,50 @@ def test_reference_streams_every_sample_with_timings(tmp_path, synth_root):
     assert finished["measured"] == 4 and finished["stop_reason"] == "count"
 
 
+SPIKE_ADAPTER = '''
+import os
+
+
+class Adapter(object):
+    """Touches 300 MiB during load and frees it: a peak no sampler a few times a second can be sure to see."""
+
+    def __init__(self, settings):
+        pass
+
+    def load(self):
+        block = bytearray(300 << 20)
+        for i in range(0, len(block), 4096):
+            block[i] = 1            # resident, not just reserved
+        del block
+
+    def prepare(self, sample):
+        return sample
+
+    def forward(self, sample):
+        with open("/proc/self/statm") as fh:    # resident now, after the spike was freed
+            self.rss_mb = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1048576.0
+        return {"token": sample["token"]}
+
+    def convert(self, raw, sample):
+        return {"sample_token": raw["token"], "model": "spike", "detections_3d": [],
+                "note_rss_mb": self.rss_mb}
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc to read the current RSS")
+def test_memory_event_carries_the_worker_s_exact_peak_rss_even_a_freed_spike(tmp_path, synth_root):
+    """The kernel's high-water mark (getrusage), not a sampled figure: a load-time spike freed
+    before the first sample is in it, while the resident size during the samples is far below."""
+    adapter = tmp_path / "spike.py"
+    adapter.write_text(SPIKE_ADAPTER)
+    proc = run_worker(make_job(tmp_path, synth_root, adapter, 3, count=2))
+    assert proc.returncode == 0, proc.stderr
+    mem = [e for e in read_jsonl(tmp_path / "events.jsonl") if e["event"] == "memory"][0]
+    during = max(p["note_rss_mb"] for p in read_jsonl(tmp_path / "predictions.jsonl"))
+    assert during < 250                           # the spike was given back before the samples
+    assert mem["worker_rss_peak_mb"] >= 300 and mem["worker_rss_peak_mb"] > during + 250
+
+
 def test_open_ended_run_stops_after_min_samples_and_duration(tmp_path, synth_root):
     job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "crashref" / "demo.py", 30, warmup=1,
                    min_samples=3, min_duration_s=0.0)

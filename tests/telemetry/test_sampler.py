@@ -16,7 +16,8 @@ import threading
 import pytest
 
 from onlinemap.telemetry.nvml import REASON_CPU, REASON_NO_DRIVER, load_nvml
-from onlinemap.telemetry.sampler import (CSV_HEADER, RECORD_KEYS, REASON_NO_PROCESS_LISTED,
+from onlinemap.telemetry.sampler import (CSV_HEADER, DEFAULT_HOST_ONLY_PERIOD_S, RECORD_KEYS,
+                                         REASON_NO_PROCESS_LISTED,
                                          REASON_NOT_AVAILABLE, REASON_NOT_STARTED,
                                          REASON_NOT_SUPPORTED, REASON_PID_NOT_VISIBLE,
                                          TelemetrySampler)
@@ -172,6 +173,7 @@ def test_csv_series(tmp_path):
     assert all(r[2] == "150.00" for r in body[1:])
     assert all(r[4] == "" for r in body)        # power not supported
     assert body[0][5] != "" and body[1][5] == ""  # host RSS every 2nd tick
+    assert rec["host_period_s"] == 0.01            # with a GPU: period_s * host_every
     times = [float(r[0]) for r in body]
     assert times == sorted(times)
 
@@ -266,6 +268,9 @@ def test_end_to_end_without_gpu(tmp_path, device):
     # no GPU to read: the thread wakes only for host readings (every period_s * host_every), so
     # each wake-up is one; + 1 for the reading track() takes at once
     assert rec["host_samples"] == rec["samples"] + 1
+    # ... every host_only_period_s, not every period_s * host_every (a load can only make it fewer)
+    assert rec["host_period_s"] == DEFAULT_HOST_ONLY_PERIOD_S
+    assert rec["samples"] <= rec["duration_s"] / DEFAULT_HOST_ONLY_PERIOD_S + 2
     assert rec["sampler_cpu_s"] is not None and rec["sampler_cpu_s"] >= 0
     rows = read_csv(tmp_path / "telemetry.csv")
     assert tuple(rows[0]) == CSV_HEADER and len(rows) > 1
