@@ -6,8 +6,14 @@ left in the benchmark's session while the worker got a new one would be schedule
 (the old version of this file reported a negative overhead that way). Both sides run the same
 adapter (``sleepref``, written into the temporary home: the reference model's outputs, but a
 ``time.sleep`` forward, so the machine's load cannot inflate the forward), the same sample count
-and the same options. Order is rotated every repetition; medians over repetitions are printed
-with their min-max spread.
+and the same options. ``--wait spin`` makes the forward a busy-wait of the same length instead:
+that is what a GPU model's ``torch.cuda.synchronize()`` does under CUDA's default scheduling
+(``cudaDeviceScheduleAuto`` spins while the process has fewer contexts than the machine has
+logical CPUs), so the model's CPU stays awake and its caches warm between samples; a sleep lets
+the CPU idle, and on a virtual machine the first instructions after an idle stretch run many times
+slower (docs/measurement.md, the seventh pass). The two waits bracket what a real pod sees.
+Order is rotated every repetition; medians over repetitions are printed with their min-max
+spread.
 
 Sides:
   bare       the adapter's prepare -> forward -> convert in a loop, nothing written
@@ -30,7 +36,7 @@ under one load (two runs back to back moved by ~1 ms at 20 ms under load). The t
 removed at the end.
 
     python benchmarks/bench_overhead.py [--forward-ms 2 20] [--samples 200 2000] [--reps 5]
-        [--idle-procs N] [--baseline DIR]
+        [--wait sleep spin] [--idle-procs N] [--baseline DIR]
 """
 from __future__ import annotations
 
@@ -48,6 +54,7 @@ from benchmarks._common import REPO, median  # noqa: E402
 
 WARMUP = 5
 SIDES = ("bare", "harness", "telemetry")
+WAITS = ("sleep", "spin")
 OPTIONS = {"image_height": 32, "image_width": 56, "width": 8, "num_queries": 20, "num_polylines": 10}
 
 SLEEP_PACK_TOML = """schema_version = 1
@@ -55,14 +62,14 @@ name = "sleepref"
 task = "detection"
 outputs = ["detections_3d", "map_elements"]
 env_kind = "host"
-description = "benchmark only: reference outputs, a sleep as forward"
+description = "benchmark only: reference outputs, a sleep (or a busy-wait) as forward"
 [config]
 default = "inline"
 [gpu]
 cpu_ok = true
 """
 
-SLEEP_PACK_DEMO = '''"""Benchmark-only adapter: the reference model's outputs, computed once; forward = a sleep."""
+SLEEP_PACK_DEMO = '''"""Benchmark-only adapter: the reference model's outputs, computed once; forward = a sleep or a busy-wait."""
 import importlib.util
 import os
 import time
@@ -78,6 +85,7 @@ class Adapter(_mod.Adapter):
     def load(self):
         _mod.Adapter.load(self)
         self.sleep_s = float(self.options.get("sleep_ms", 20)) / 1000.0
+        self.spin = self.options.get("wait", "sleep") == "spin"
         self._raw = None
 
     def prepare(self, sample):
@@ -88,7 +96,12 @@ class Adapter(_mod.Adapter):
         return {{"ego_pose": self.tables.ego_pose[rec["LIDAR_TOP"]["ego_pose_token"]]}}
 
     def forward(self, inputs):
-        time.sleep(self.sleep_s)
+        if self.spin:          # as CUDA's default synchronize waits: the CPU stays busy
+            end = time.perf_counter() + self.sleep_s
+            while time.perf_counter() < end:
+                pass
+        else:
+            time.sleep(self.sleep_s)
         raw = dict(self._raw)
         raw["ego_pose"] = inputs["ego_pose"]
         return raw
@@ -154,13 +167,13 @@ def side_harness(n: int, options: dict, telemetry: bool) -> dict:
             "driver_cpu_s": driver_cpu, "steady_cpu_ms": (c1 - c0) * 1000 / max(k1 - k0, 1)}
 
 
-def run_side(side: str, n: int, forward_ms: float, baseline: Path | None = None) -> dict:
+def run_side(side: str, n: int, forward_ms: float, baseline: Path | None = None, wait: str = "sleep") -> dict:
     """One side in a fresh interpreter in its own session; its tree's CPU from wait4's rusage.
 
     A side named ``<side>@base`` runs ``<side>`` with the ``baseline`` checkout's onlinemap."""
     name, _, at = side.partition("@")
     cmd = [sys.executable, str(Path(__file__).resolve()), "--_side", name, "--_n", str(n),
-           "--_forward-ms", str(forward_ms)]
+           "--_forward-ms", str(forward_ms), "--_wait", wait]
     if at:
         cmd += ["--_repo", str(baseline)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, start_new_session=True,
@@ -180,18 +193,18 @@ def _spread(values: list[float], fmt: str) -> str:
 
 
 def measure(forward_ms: float, counts: list[int], reps: int, sides: tuple = SIDES,
-            baseline: Path | None = None) -> dict:
+            baseline: Path | None = None, wait: str = "sleep") -> dict:
     res: dict = {}
     for n in counts:
         for r in range(reps):
             k = r % len(sides)
             for side in sides[k:] + sides[:k]:   # rotate who goes first
-                res.setdefault((n, side), []).append(run_side(side, n, forward_ms, baseline))
+                res.setdefault((n, side), []).append(run_side(side, n, forward_ms, baseline, wait))
     return res
 
 
-def report(forward_ms: float, counts: list[int], res: dict, sides: tuple = SIDES) -> None:
-    print(f"\nforward = sleep {forward_ms:g} ms; median [min-max] over {len(res[(counts[0], 'bare')])} "
+def report(forward_ms: float, counts: list[int], res: dict, sides: tuple = SIDES, wait: str = "sleep") -> None:
+    print(f"\nforward = {wait} {forward_ms:g} ms; median [min-max] over {len(res[(counts[0], 'bare')])} "
           f"rotated repetitions")
     print(f"{'samples':>7} {'side':<14} {'interval ms':>22} {'+ms vs bare, paired':>24} {'+%':>7} "
           f"{'tree CPU ms/sample':>24} {'driver CPU ms/s.':>17} {'steady driver ms/s.':>22} {'post-run s':>20}")
@@ -243,7 +256,7 @@ def setup_home(max_samples: int) -> Path:
 
     home = Path(tempfile.mkdtemp(prefix="onlinemap-bench-overhead-"))
     root = home / "data" / "nuscenes-synth"
-    per_scene = max(40, -(-(max_samples + WARMUP) // 10))
+    per_scene = max(2, -(-(max_samples + WARMUP) // 10))   # 10 scenes, enough for the largest side
     write_synthetic_nuscenes(root, scenes=10, samples_per_scene=per_scene)
     pack = home / "envs" / "sleepref"
     pack.mkdir(parents=True)
@@ -259,6 +272,8 @@ def main() -> None:
     parser.add_argument("--forward-ms", type=float, nargs="+", default=[2.0, 20.0])
     parser.add_argument("--samples", type=int, nargs="+", default=[200, 2000])
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--wait", choices=WAITS, nargs="+", default=["sleep"],
+                        help="how the forward waits: sleep (the CPU idles) or spin (busy, as CUDA's default sync)")
     parser.add_argument("--idle-procs", type=int, default=0,
                         help="extra sleeping processes on the machine while measuring")
     parser.add_argument("--baseline", type=Path, default=None,
@@ -267,13 +282,14 @@ def main() -> None:
     parser.add_argument("--_repo", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--_n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--_forward-ms", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--_wait", choices=WAITS, default="sleep", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._side:
         if args._repo is not None:   # a baseline side: that checkout's onlinemap, this script's sides
             sys.path.insert(0, str(args._repo.resolve()))
             for mod in [m for m in sys.modules if m == "onlinemap" or m.startswith("onlinemap.")]:
                 del sys.modules[mod]
-        options = dict(OPTIONS, sleep_ms=args._forward_ms)
+        options = dict(OPTIONS, sleep_ms=args._forward_ms, wait=args._wait)
         res = (side_bare(args._n, options) if args._side == "bare"
                else side_harness(args._n, options, telemetry=args._side == "telemetry"))
         print(json.dumps(res))
@@ -297,9 +313,10 @@ def main() -> None:
         if args.baseline is not None:
             print(f"@base sides: {args.baseline.resolve()} ({_describe(args.baseline)}); "
                   f"the others: {REPO} ({_describe(REPO)})")
-        for fwd in args.forward_ms:
-            res = measure(fwd, sorted(args.samples), args.reps, sides, args.baseline)
-            report(fwd, sorted(args.samples), res, sides)
+        for wait in args.wait:
+            for fwd in args.forward_ms:
+                res = measure(fwd, sorted(args.samples), args.reps, sides, args.baseline, wait)
+                report(fwd, sorted(args.samples), res, sides, wait)
         with open("/proc/loadavg") as fh:
             print(f"\nload average at the end {' '.join(fh.read().split()[:3])}")
     finally:

@@ -101,6 +101,62 @@ def test_memory_event_carries_the_worker_s_exact_peak_rss_even_a_freed_spike(tmp
     assert mem["worker_rss_peak_mb"] >= 300 and mem["worker_rss_peak_mb"] > during + 250
 
 
+HELD_ADAPTER = '''
+import sys
+import weakref
+
+
+class Held(object):
+    pass
+
+
+class Adapter(object):
+    """Records, when it prepares a sample, which of the previous sample's objects are still alive."""
+
+    def __init__(self, settings):
+        self.refs = {}
+        self.last_pred = None
+        self.only_mine = None
+
+    def load(self):
+        pass
+
+    def prepare(self, sample):
+        alive = [name for name, ref in sorted(self.refs.items()) if ref() is not None]
+        # a dict cannot be weakly referenced: held by this adapter alone, its count is only_mine's
+        if self.last_pred is not None and sys.getrefcount(self.last_pred) > sys.getrefcount(self.only_mine):
+            alive.append("prediction")
+        self.last_pred = None
+        inputs = Held()
+        inputs.token, inputs.alive = sample["token"], alive
+        self.refs = {"inputs": weakref.ref(inputs)}
+        return inputs
+
+    def forward(self, inputs):
+        raw = Held()
+        raw.token, raw.alive = inputs.token, inputs.alive
+        self.refs["raw"] = weakref.ref(raw)
+        return raw
+
+    def convert(self, raw, sample):
+        pred = {"sample_token": raw.token, "model": "held", "detections_3d": [], "held_over": raw.alive}
+        self.last_pred, self.only_mine = pred, {}
+        return pred
+'''
+
+
+def test_a_sample_s_inputs_outputs_and_prediction_are_released_before_the_next_is_prepared(tmp_path, synth_root):
+    """On a GPU the previous sample's input and output tensors would otherwise still be allocated
+    through the next forward, in its torch peak (mmdet3d's benchmark loop never holds them)."""
+    adapter = tmp_path / "held.py"
+    adapter.write_text(HELD_ADAPTER)
+    proc = run_worker(make_job(tmp_path, synth_root, adapter, 5, count=3))
+    assert proc.returncode == 0, proc.stderr
+    preds = read_jsonl(tmp_path / "predictions.jsonl")
+    assert len(preds) == 5 and preds[0]["held_over"] == []
+    assert [p["held_over"] for p in preds[1:]] == [[]] * 4
+
+
 def test_open_ended_run_stops_after_min_samples_and_duration(tmp_path, synth_root):
     job = make_job(tmp_path, synth_root, FIXTURES / "envs" / "crashref" / "demo.py", 30, warmup=1,
                    min_samples=3, min_duration_s=0.0)
