@@ -5,7 +5,8 @@ on a virtual machine (this workplace's build machines are nested microVMs) a vCP
 back with cold caches and TLBs, so the harness's few system calls between two forwards cost many
 times what they cost in a tight loop. A GPU model does not idle there: ``torch.cuda.synchronize()``
 spins under CUDA's default scheduling. Run this on the machine you benchmark on to see how large
-the effect is there (``bench_overhead.py --wait sleep spin`` shows it on the harness itself).
+the effect is there (``bench_overhead.py --wait sleep spin`` measures the harness under both waits;
+on this build machine its overhead came out the same either way: docs/measurement.md, seventh pass).
 
 Each operation is timed once right after ``time.sleep(idle)`` ("after idle"), and in a loop of
 2,000 back to back ("hot"); the kinds are interleaved so a load change hits all of them alike.

@@ -366,8 +366,8 @@ def run(job):
             _close_quietly(out)
             return fail(events.STAGE_WRITE, exc, index=index, sample_token=sample["token"])
         # let go of this sample's objects before the next one is prepared: on a GPU its inputs and
-        # outputs would otherwise sit in memory through the next forward (in the torch peak, as
-        # mmdet3d's benchmark loop never has them), and the next convert reuses the warm memory
+        # outputs would otherwise sit in memory through the next forward (in the torch peak, where
+        # mmdet3d's benchmark loop never has them)
         inputs = raw = pred = None
         if not is_warmup:
             measured += 1
