@@ -11,9 +11,11 @@ C JSON encoder holds the GIL for the whole prediction, so it would delay the for
 Guarantees kept: the prediction of a sample is on disk before its samples line (a samples line
 still promises its prediction); every record the worker handed over is written even when the
 worker is killed (its pipe end closes, this process drains what is left and exits; SIGTERM and
-SIGINT are ignored so a group stop does not cut the drain short, SIGKILL still does). Records
-that arrive together are written with one ``write`` per file and flushed at once (no timer: a
-line is never held back). The first failure (a NaN that is not JSON, a full disk) is reported to
+SIGINT are ignored so a group stop does not cut the drain short, SIGKILL still does). While
+samples flow it reads the pipe every 10 ms rather than waiting on it (:class:`_Reader`: a waiting
+reader is woken by every write, at the worker's cost); what arrived in between is written with
+one ``write`` per file and flushed at once, so a line is on disk at most ~10 ms after the worker
+handed it over. The first failure (a NaN that is not JSON, a full disk) is reported to
 the worker on stdout as one JSON line ``{"index", "type", "message"}``; nothing
 after it is written (the worker then fails the run at the write stage, as before).
 
@@ -39,7 +41,7 @@ import select
 import signal
 import struct
 import sys
-from time import perf_counter
+from time import perf_counter, sleep
 
 HEADER = struct.Struct("<IB")
 KIND_PRED = ord("P")
@@ -90,18 +92,72 @@ def _report(out, index, exc):
         pass
 
 
-def _read(source, parent):
-    """The next bytes from ``source``; b"" at EOF, or once ``parent`` is gone and nothing is left.
+POLL_S = 0.01          # while samples flow, look at the pipe every 10 ms instead of waiting on it
+IDLE_WAIT_S = 1.0      # after this long with nothing to read, wait on the pipe again (one wake-up)
+PARENT_CHECK_S = 1.0   # how often a waiting or polling writer checks that the worker is still there
 
-    A process the worker forked (a data loader) may hold the pipe's write end open after the
-    worker died: the parent check stops the wait then, instead of EOF that never comes.
+
+POLL_MIN_PIPE = 1 << 20   # the smallest pipe a polling reader accepts (see _Reader)
+F_GETPIPE_SZ = 1032       # Linux fcntl (the fcntl module names it from Python 3.10 on)
+
+
+def _pipe_size(fd):
+    """The pipe's capacity in bytes; 0 where it cannot be read (not Linux, not a pipe)."""
+    try:
+        import fcntl
+
+        return fcntl.fcntl(fd, F_GETPIPE_SZ)
+    except (ImportError, OSError):
+        return 0
+
+
+class _Reader(object):
+    """The next bytes from the worker's pipe; b"" at EOF, or once ``parent`` is gone and nothing is left.
+
+    While samples flow it polls: it sleeps ``POLL_S`` and reads what has arrived without blocking.
+    A write into a pipe that a reader is waiting on wakes that reader, and the waking costs the
+    worker's side (~14 us a sample here, on the worker's own CPU, between two forwards: docs/
+    measurement.md, the eighth pass); a write while the reader sleeps on a timer wakes nobody.
+    Once ``IDLE_WAIT_S`` passes with nothing read (a model loading, a long paced gap) it waits on
+    the pipe again, so an idle run costs no wake-ups. It polls only if the pipe holds at least
+    ``POLL_MIN_PIPE`` (``Client`` asks for 1 MiB; the kernel may refuse): at one poll every 10 ms
+    it would take 100 MB/s of predictions to fill that, and a full pipe only makes the worker wait
+    for the next poll. A smaller pipe (64 KiB, where the resize was refused) could fill between
+    two polls with one large prediction, so with it the reader always waits on the pipe. A process
+    the worker forked (a data loader) may hold the pipe's write end open after the worker died:
+    the parent check stops the wait then, instead of an EOF that never comes.
     """
-    while True:
-        ready, _, _ = select.select([source], [], [], 1.0)
-        if ready:
-            return os.read(source, 1 << 20)
-        if parent is not None and os.getppid() != parent:
-            return b""
+
+    def __init__(self, source, parent, poll=None):
+        self.source = source
+        self.parent = parent
+        self.poll = _pipe_size(source) >= POLL_MIN_PIPE if poll is None else poll
+        self.last_data = float("-inf")     # wait on the pipe until the first bytes arrive
+        self.next_parent_check = perf_counter() + PARENT_CHECK_S
+        os.set_blocking(source, False)
+
+    def _parent_gone(self, now):
+        if self.parent is None or now < self.next_parent_check:
+            return False
+        self.next_parent_check = now + PARENT_CHECK_S
+        return os.getppid() != self.parent
+
+    def read(self):
+        while True:
+            now = perf_counter()
+            if self.poll and now - self.last_data < IDLE_WAIT_S:
+                sleep(POLL_S)
+            else:
+                select.select([self.source], [], [], PARENT_CHECK_S)
+            try:
+                chunk = os.read(self.source, 1 << 20)
+            except (BlockingIOError, InterruptedError):
+                if self._parent_gone(perf_counter()):
+                    return b""
+                continue
+            if chunk:
+                self.last_data = perf_counter()
+            return chunk
 
 
 def run(preds_path, samples_path, source, out, parent=None):
@@ -110,9 +166,10 @@ def run(preds_path, samples_path, source, out, parent=None):
     buf = b""
     rows = 0                   # samples lines written so far
     failed = False
+    reader = _Reader(source, parent)
     try:
         while True:
-            chunk = _read(source, parent)
+            chunk = reader.read()
             if not chunk:
                 break
             if failed:
@@ -157,7 +214,7 @@ def run(preds_path, samples_path, source, out, parent=None):
     return 1 if failed else 0
 
 
-F_SETPIPE_SZ = 1031     # Linux fcntl: a 1 MiB pipe holds a few large predictions if this process lags
+F_SETPIPE_SZ = 1031     # Linux fcntl: a 1 MiB pipe holds many large predictions while the writer polls
 CHECK_EVERY_S = 0.25    # how often the worker looks for the writer's failure report (a system call)
 
 
@@ -182,18 +239,25 @@ class Client(object):
         import subprocess
 
         self.paths = (preds_path, samples_path)
-        # -I -S: no user site, no site-packages: marshal and json are all it needs, and it starts fast
-        self.proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), preds_path, samples_path],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
-        self._fd = self.proc.stdin.fileno()
-        self._report_fd = self.proc.stdout.fileno()
-        os.set_blocking(self._report_fd, False)
+        read_end, self._fd = os.pipe()
         try:
             import fcntl
 
-            fcntl.fcntl(self._fd, F_SETPIPE_SZ, 1 << 20)
+            # resized before the writer starts: it reads the size once to decide whether to poll
+            fcntl.fcntl(self._fd, F_SETPIPE_SZ, POLL_MIN_PIPE)
         except (ImportError, OSError):
-            pass               # the default 64 KiB pipe still works, with less slack
+            pass               # the default 64 KiB pipe still works: the writer then waits on it
+        try:
+            # -I -S: no user site, no site-packages: marshal and json are all it needs, and it starts fast
+            self.proc = subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), preds_path,
+                                          samples_path], stdin=read_end, stdout=subprocess.PIPE, close_fds=True)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        finally:
+            os.close(read_end)     # the writer has its copy; ours would keep the pipe open past its EOF
+        self._report_fd = self.proc.stdout.fileno()
+        os.set_blocking(self._report_fd, False)
         self._report = b""
         self._pending = []     # a prediction's frame (header, payload), sent with its row
         self._next_check = 0.0
@@ -284,7 +348,7 @@ class Client(object):
         except WriteFailed:
             pass               # reported below, from the writer's own report
         try:
-            self.proc.stdin.close()
+            os.close(self._fd)   # the writer's EOF: it drains what is left and exits
         except OSError:
             pass
         code = self.proc.wait()
