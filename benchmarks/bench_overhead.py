@@ -50,7 +50,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import REPO, median  # noqa: E402
+from benchmarks._common import REPO, bench_home, interval_ms, median, spread  # noqa: E402
 
 WARMUP = 5
 SIDES = ("bare", "harness", "telemetry")
@@ -113,10 +113,6 @@ class Adapter(_mod.Adapter):
 '''
 
 
-def _interval_ms(ends: list[float]) -> float:
-    return median([(b - a) * 1000 for a, b in zip(ends, ends[1:])])
-
-
 def side_bare(n: int, options: dict) -> dict:
     import importlib.util
 
@@ -135,7 +131,7 @@ def side_bare(n: int, options: dict) -> dict:
         adapter.convert(adapter.forward(adapter.prepare(sample)), sample)
         if i >= WARMUP:
             ends.append(time.time())
-    return {"interval_ms": _interval_ms(ends), "post_run_s": 0.0}
+    return {"interval_ms": interval_ms(ends), "post_run_s": 0.0}
 
 
 def side_harness(n: int, options: dict, telemetry: bool) -> dict:
@@ -163,7 +159,7 @@ def side_harness(n: int, options: dict, telemetry: bool) -> dict:
     if len(ends) != n:
         raise SystemExit(f"expected {n} measured samples, got {len(ends)}")
     shutil.rmtree(out.run_dir)   # keep the results store small between repetitions
-    return {"interval_ms": _interval_ms(ends), "post_run_s": t_done - ends[-1],
+    return {"interval_ms": interval_ms(ends), "post_run_s": t_done - ends[-1],
             "driver_cpu_s": driver_cpu, "steady_cpu_ms": (c1 - c0) * 1000 / max(k1 - k0, 1)}
 
 
@@ -186,10 +182,6 @@ def run_side(side: str, n: int, forward_ms: float, baseline: Path | None = None,
     res = json.loads(out.decode().strip().splitlines()[-1])
     res["tree_cpu_s"] = ru.ru_utime + ru.ru_stime
     return res
-
-
-def _spread(values: list[float], fmt: str) -> str:
-    return f"{fmt % median(values)} [{fmt % min(values)}-{fmt % max(values)}]"
 
 
 def measure(forward_ms: float, counts: list[int], reps: int, sides: tuple = SIDES,
@@ -220,9 +212,9 @@ def report(forward_ms: float, counts: list[int], res: dict, sides: tuple = SIDES
             post = [x["post_run_s"] for x in rows]
             paired = [a - b for a, b in zip(iv, bare_by_rep)]
             d = median(paired)
-            print(f"{n:>7} {side:<14} {_spread(iv, '%.3f'):>22} {_spread(paired, '%+.3f'):>24} {d / bare * 100:>+6.2f}% "
-                  f"{_spread(cpu, '%.3f'):>24} {(('%.3f' % median(drv)) if drv else '-'):>17} "
-                  f"{(_spread(std, '%.3f') if std else '-'):>22} {_spread(post, '%.2f'):>20}")
+            print(f"{n:>7} {side:<14} {spread(iv, '%.3f'):>22} {spread(paired, '%+.3f'):>24} {d / bare * 100:>+6.2f}% "
+                  f"{spread(cpu, '%.3f'):>24} {(('%.3f' % median(drv)) if drv else '-'):>17} "
+                  f"{(spread(std, '%.3f') if std else '-'):>22} {spread(post, '%.2f'):>20}")
     if len(counts) >= 2:
         a, b = min(counts), max(counts)
         print(f"marginal CPU per sample (slope {a} -> {b} samples, start-up removed):")
@@ -250,20 +242,13 @@ def _describe(repo: Path) -> str:
 
 
 def setup_home(max_samples: int) -> Path:
-    import tempfile
-
-    from onlinemap.data.synth import write_synthetic_nuscenes
-
-    home = Path(tempfile.mkdtemp(prefix="onlinemap-bench-overhead-"))
-    root = home / "data" / "nuscenes-synth"
     per_scene = max(2, -(-(max_samples + WARMUP) // 10))   # 10 scenes, enough for the largest side
-    write_synthetic_nuscenes(root, scenes=10, samples_per_scene=per_scene)
+    home = bench_home(10, per_scene, prefix="onlinemap-bench-overhead-")
     pack = home / "envs" / "sleepref"
     pack.mkdir(parents=True)
     (pack / "model.toml").write_text(SLEEP_PACK_TOML)
     (pack / "demo.py").write_text(SLEEP_PACK_DEMO.format(ref=str(REPO / "envs" / "reference" / "demo.py")))
-    os.environ.update(ONLINEMAP_HOME=str(home), NUSCENES_ROOT=str(root),
-                      ONLINEMAP_ENVS=str(home / "envs"))
+    os.environ["ONLINEMAP_ENVS"] = str(home / "envs")
     return home
 
 

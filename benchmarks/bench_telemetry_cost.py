@@ -27,22 +27,16 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import REPO, median  # noqa: E402
+from benchmarks._common import REPO, bench_home, interval_ms, spread  # noqa: E402
 
 SIDES = ("off", "on")
 STATE_KEYS = ("gpu_state_before", "gpu_state_after", "gpu_state_reason", "throttled", "throttle_reasons",
               "throttle_ticks", "throttle_checked_ticks", "throttle_reason", "energy_j", "energy_per_sample_j",
               "energy_samples", "energy_reason", "sampler_cpu_pct")
-
-
-def _interval_ms(ends: list[float]) -> float | None:
-    gaps = [(b - a) * 1000.0 for a, b in zip(ends, ends[1:])]
-    return median(gaps) if gaps else None
 
 
 def side(telemetry: bool, n: int, warmup: int, device: str, timer: str, options: dict, keep: Path | None) -> dict:
@@ -62,7 +56,7 @@ def side(telemetry: bool, n: int, warmup: int, device: str, timer: str, options:
     tele = summary.get("telemetry") or {}
     res = {"forward_p50_ms": forward["p50"], "forward_mean_ms": forward["mean"], "forward_p90_ms": forward["p90"],
            "forward_cv_pct": forward.get("cv_pct"), "forward_cuda_p50_ms": cuda.get("p50"),
-           "interval_ms": _interval_ms(ends), "device": rec.settings.get("device"),
+           "interval_ms": interval_ms(ends), "device": rec.settings.get("device"),
            "memory": summary.get("memory"), "gpu": rec.gpu, "versions": rec.versions,
            "telemetry": {k: tele.get(k) for k in STATE_KEYS} if telemetry else None}
     if keep is not None:
@@ -83,13 +77,6 @@ def run_side(name: str, args: argparse.Namespace, keep: Path | None) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"side telemetry-{name} failed (exit {proc.returncode}); its error is above")
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
-
-
-def _spread(values: list, fmt: str) -> str:
-    values = [v for v in values if v is not None]
-    if not values:
-        return "-"
-    return f"{fmt % median(values)} [{fmt % min(values)}-{fmt % max(values)}]"
 
 
 def _options(pairs: list[str]) -> dict:
@@ -116,11 +103,11 @@ def report(res: dict, args: argparse.Namespace) -> dict:
     for name in SIDES:
         rows = res[name]
         peak = [(r["memory"] or {}).get("torch_max_allocated_mb") for r in rows]
-        print(f"{name:<10} {_spread([r['forward_p50_ms'] for r in rows], '%.3f'):>24} "
-              f"{_spread([r['forward_mean_ms'] for r in rows], '%.3f'):>24} "
-              f"{_spread([r['forward_cuda_p50_ms'] for r in rows], '%.3f'):>24} "
-              f"{_spread([r['interval_ms'] for r in rows], '%.3f'):>24} {_spread(peak, '%.1f'):>16}")
-    print(f"forward p50 ratio, telemetry on / off, paired: {_spread(ratio, '%.4f')}")
+        print(f"{name:<10} {spread([r['forward_p50_ms'] for r in rows], '%.3f'):>24} "
+              f"{spread([r['forward_mean_ms'] for r in rows], '%.3f'):>24} "
+              f"{spread([r['forward_cuda_p50_ms'] for r in rows], '%.3f'):>24} "
+              f"{spread([r['interval_ms'] for r in rows], '%.3f'):>24} {spread(peak, '%.1f'):>16}")
+    print(f"forward p50 ratio, telemetry on / off, paired: {spread(ratio, '%.4f')}")
     gpu = last["gpu"] or {}
     if gpu.get("available") is False:
         print(f"GPU: none ({gpu.get('reason')})")
@@ -132,17 +119,6 @@ def report(res: dict, args: argparse.Namespace) -> dict:
     print("the last telemetry-on run's GPU state, throttling and energy:")
     print(json.dumps(last["telemetry"], indent=2, sort_keys=True))
     return {"ratio_on_off_forward_p50": ratio, "sides": res}
-
-
-def setup_home(count: int) -> Path:
-    """A temporary ONLINEMAP_HOME with a synthetic dataset big enough for one side's run."""
-    from onlinemap.data.synth import write_synthetic_nuscenes
-
-    home = Path(tempfile.mkdtemp(prefix="onlinemap-bench-telemetry-"))
-    root = home / "data" / "nuscenes-synth"
-    write_synthetic_nuscenes(root, scenes=10, samples_per_scene=max(2, -(-count // 10)))
-    os.environ.update(ONLINEMAP_HOME=str(home), NUSCENES_ROOT=str(root))
-    return home
 
 
 def main() -> None:
@@ -169,7 +145,7 @@ def main() -> None:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    home = setup_home(args.samples + args.warmup)
+    home = bench_home(10, max(2, -(-(args.samples + args.warmup) // 10)), prefix="onlinemap-bench-telemetry-")
     print(f"synthetic dataset for {args.samples + args.warmup} samples written in {time.perf_counter() - t0:.1f} s",
           flush=True)
     try:

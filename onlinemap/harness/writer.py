@@ -150,7 +150,7 @@ class _Reader(object):
                 select.select([self.source], [], [], PARENT_CHECK_S)
             try:
                 chunk = os.read(self.source, 1 << 20)
-            except (BlockingIOError, InterruptedError):
+            except BlockingIOError:             # nothing arrived yet
                 if self._parent_gone(perf_counter()):
                     return b""
                 continue
